@@ -303,6 +303,44 @@ impl Tree {
     }
 }
 
+impl Tree {
+    /// A readable listing of the tree, one line per entry: path, mode, owner, kind details and xattrs. Hard-linked
+    /// names show the first name of their inode. Used by snapshot tests and `clay inspect`.
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        let mut first_name: BTreeMap<InodeId, String> = BTreeMap::new();
+        for e in self.walk() {
+            let inode = self.inode(e.inode);
+            let path = if e.path.is_empty() { ".".to_owned() } else { lossy(&e.path) };
+            let detail = match &inode.kind {
+                Kind::Directory(_) => String::new(),
+                Kind::File(c) => match first_name.get(&e.inode) {
+                    Some(first) => format!(" link={first}"),
+                    None => format!(" size={}", c.len()),
+                },
+                Kind::Symlink(t) => format!(" -> {}", lossy(t)),
+                Kind::CharDevice { major, minor } | Kind::BlockDevice { major, minor } => format!(" {major}:{minor}"),
+                Kind::Fifo => String::new(),
+            };
+            first_name.entry(e.inode).or_insert_with(|| path.clone());
+            let xattrs: String = inode
+                .meta
+                .xattrs
+                .iter()
+                .map(|(k, v)| format!(" {}={}", lossy(k), v.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+                .collect();
+            out.push_str(&format!(
+                "{path} {:o} {}:{} mtime={}{detail}{xattrs}\n",
+                inode.st_mode(),
+                inode.meta.uid,
+                inode.meta.gid,
+                inode.meta.mtime
+            ));
+        }
+        out
+    }
+}
+
 /// A path for messages: invalid UTF-8 shown with replacement characters.
 pub fn lossy(path: &[u8]) -> String {
     String::from_utf8_lossy(path).into_owned()
