@@ -171,7 +171,7 @@ fn files_of_4_gib_are_refused_by_name() {
     let content = Content::Range { file: Arc::new(huge), offset: 0, len: 4 << 30 };
     let d = meta(0o755, 0);
     t.insert(b"var/big.img", Inode { meta: d.clone(), kind: Kind::File(content) }, &d).unwrap();
-    let err = write(&t, &[], &options(Compression::None), std::io::sink()).unwrap_err().to_string();
+    let err = write(&t, &[], &options(Compression::None), io::sink()).unwrap_err().to_string();
     assert_eq!(
         err,
         "`var/big.img` is 4294967296 bytes; cpio newc records sizes in 32 bits, so files must be under 4 GiB"

@@ -157,6 +157,44 @@ impl Tree {
         Ok(Some(cur))
     }
 
+    /// Finds the inode at `path`, following symlinks as the booted system would, but always inside the tree:
+    /// absolute targets and `..` resolve against the tree's root, never the host's. Gives up after 40 links
+    /// (Linux's `MAXSYMLINKS`) so link loops end.
+    pub fn resolve(&self, path: &[u8]) -> Option<InodeId> {
+        const MAX_SYMLINKS: usize = 40;
+        let mut pending: Vec<Vec<u8>> = path.split(|b| *b == b'/').rev().map(<[u8]>::to_vec).collect();
+        let mut stack = vec![ROOT];
+        let mut links = 0;
+        while let Some(name) = pending.pop() {
+            let cur = *stack.last()?;
+            match name.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    if stack.len() > 1 {
+                        stack.pop();
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let Kind::Directory(map) = &self.inode(cur).kind else { return None };
+            let next = *map.get(&name)?;
+            if let Kind::Symlink(target) = &self.inode(next).kind {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return None;
+                }
+                if target.starts_with(b"/") {
+                    stack.truncate(1);
+                }
+                pending.extend(target.split(|b| *b == b'/').rev().map(<[u8]>::to_vec));
+            } else {
+                stack.push(next);
+            }
+        }
+        stack.last().copied()
+    }
+
     /// Adds `inode` at `path`, creating missing parent directories with `parent_meta`.
     ///
     /// An existing non-directory at `path` is replaced. A directory written over an existing directory only

@@ -112,3 +112,19 @@ fn range_content_reads_its_slice() {
     let c = Content::Range { file: std::sync::Arc::new(f), offset: 3, len: 4 };
     assert_eq!(c.read_all("r").unwrap(), b"3456");
 }
+
+#[test]
+fn resolve_follows_symlinks_inside_the_tree_only() {
+    let mut t = Tree::new(meta(0o755));
+    let release = t.insert(b"usr/lib/os-release", file(b"ID=x"), &meta(0o755)).unwrap();
+    let link = |target: &[u8]| Inode { meta: meta(0o777), kind: Kind::Symlink(target.to_vec()) };
+    t.insert(b"etc/os-release", link(b"../usr/lib/os-release"), &meta(0o755)).unwrap();
+    t.insert(b"lib", link(b"usr/lib"), &meta(0o755)).unwrap();
+    t.insert(b"etc/abs", link(b"/../../lib/os-release"), &meta(0o755)).unwrap();
+    t.insert(b"loop", link(b"loop"), &meta(0o755)).unwrap();
+    assert_eq!(t.resolve(b"/etc/os-release"), Some(release));
+    assert_eq!(t.resolve(b"lib/os-release"), Some(release));
+    assert_eq!(t.resolve(b"etc/abs"), Some(release), "`..` above the root stays at the root");
+    assert_eq!(t.resolve(b"loop"), None);
+    assert_eq!(t.resolve(b"etc/missing"), None);
+}

@@ -1,0 +1,278 @@
+//! `clay build`: root filesystem → tree → initramfs → Unified Kernel Image.
+
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, ValueEnum};
+use clay_compress::Compression;
+use clay_kernel::Kernel;
+use clay_source::SourceSpec;
+use clay_tree::{Content, Kind, Tree};
+
+use crate::output::{output_path, PendingOutput};
+
+/// Where a systemd EFI stub lives in an image or on the host (systemd's `ukify` looks in the same place).
+const STUB_PATH: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
+/// Where the command line is taken from when `--cmdline` is not given, in order (DESIGN.md §2).
+const CMDLINE_FILES: &[&str] = &["/etc/kernel/cmdline", "/boot/cmdline"];
+/// The command line when neither `--cmdline` nor the image give one: the kernel's console on the first
+/// screen and the first serial port, the last one named becoming `/dev/console`.
+pub const DEFAULT_CMDLINE: &str = "console=tty0 console=ttyS0";
+/// os-release locations (os-release(5)): `/etc` first, then the vendor copy.
+const OS_RELEASE_FILES: &[&str] = &["/etc/os-release", "/usr/lib/os-release"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A Unified Kernel Image (`.efi`): stub, kernel, command line and the whole OS as initramfs.
+    Efi,
+}
+
+impl Format {
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Efi => "efi",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The root filesystem: a directory, `dir:PATH`, or `tar:PATH` (plain, gzip, zstd or xz).
+    pub source: String,
+    /// What to build; repeat for several.
+    #[arg(long = "format", short = 'f', value_enum, default_value = "efi")]
+    pub formats: Vec<Format>,
+    /// Output path; the format's extension is appended unless it is already there.
+    #[arg(short = 'o', long = "output", default_value = "claylinux")]
+    pub output: PathBuf,
+    /// Kernel command line [default: the image's /etc/kernel/cmdline, else /boot/cmdline, else
+    /// "console=tty0 console=ttyS0"].
+    #[arg(long)]
+    pub cmdline: Option<String>,
+    /// Initramfs compression: zstd, gzip, xz, lz4 or none, optionally with a level (zstd:19).
+    #[arg(long, default_value = "zstd", value_parser = parse_compression)]
+    pub compression: Compression,
+    /// The kernel inside the image, when it holds several (e.g. /boot/vmlinuz-lts).
+    #[arg(long)]
+    pub kernel: Option<String>,
+    /// The systemd EFI stub to use [default: the image's, else this machine's, at
+    /// /usr/lib/systemd/boot/efi/linuxx64.efi.stub].
+    #[arg(long)]
+    pub stub: Option<PathBuf>,
+}
+
+fn parse_compression(s: &str) -> Result<Compression, String> {
+    s.parse().map_err(|e: clay_compress::ParseCompressionError| e.to_string())
+}
+
+pub fn run(args: BuildArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let epoch = source_date_epoch()?;
+    let spec: SourceSpec = args.source.parse()?;
+    let mut formats = args.formats.clone();
+    formats.dedup();
+
+    status(&format!("reading {}", spec.describe()));
+    let tree = clay_source::read(&spec, &mut |w| warn(&w.0))?;
+    let kernel = clay_kernel::find_kernel(&tree, args.kernel.as_deref())?;
+    let release = kernel.release.clone().unwrap_or_else(|| "unknown".into());
+    status(&format!("kernel {} ({release})", kernel.path));
+    if kernel.release.is_some() && !kernel.has_modules {
+        warn(&format!("the image has no /lib/modules/{release}; drivers built as modules will be missing"));
+    }
+    let stub = find_stub(&tree, args.stub.as_deref())?;
+    let cmdline = match &args.cmdline {
+        Some(c) => c.clone(),
+        None => image_cmdline(&tree)?.unwrap_or_else(|| DEFAULT_CMDLINE.to_owned()),
+    };
+    let osrel = read_file(&tree, OS_RELEASE_FILES)?;
+
+    // Outputs are opened before the expensive work, so an unwritable path fails in a second, not a minute.
+    let mut outputs = Vec::new();
+    for format in formats {
+        outputs.push((format, PendingOutput::create(&output_path(&args.output, format.extension()))?));
+    }
+    let initrd = build_initramfs(&tree, &kernel, args.compression, epoch)?;
+    for (format, mut output) in outputs {
+        match format {
+            Format::Efi => {
+                let uki = UkiParts {
+                    stub: &stub,
+                    kernel: &kernel,
+                    cmdline: &cmdline,
+                    osrel: osrel.as_deref(),
+                    release: &release,
+                };
+                write_uki(&mut output, &uki, &initrd, epoch)?;
+            }
+        }
+        let written = output.commit()?;
+        status(&format!("wrote {} ({})", written.display(), size_of(&written)));
+    }
+    status(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `SOURCE_DATE_EPOCH` (reproducible-builds.org): the time every later timestamp is clamped to.
+fn source_date_epoch() -> Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if v.is_empty() => Ok(None),
+        Ok(v) => v.trim().parse::<i64>().ok().filter(|t| *t >= 0).map(Some).ok_or_else(|| {
+            anyhow!("SOURCE_DATE_EPOCH is `{v}`, but it must be a whole, non-negative number of seconds")
+        }),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The compressed initramfs, in an unlinked temporary file: its size must be known before the UKI's headers.
+struct Initrd {
+    file: File,
+    len: u64,
+}
+
+fn build_initramfs(tree: &Tree, kernel: &Kernel, compression: Compression, epoch: Option<i64>) -> Result<Initrd> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1));
+    let microcode = clay_kernel::microcode_images(tree);
+    for (name, _) in &microcode {
+        status(&format!("early microcode {name}"));
+    }
+    // A kernel kept beside its modules (Fedora, Arch) is already in the UKI's .linux section.
+    let exclude = if kernel.path.starts_with("/boot/") { vec![] } else { vec![kernel.path.as_bytes().to_vec()] };
+    let opts = clay_initramfs::Options {
+        compression,
+        threads,
+        clamp_mtime: epoch,
+        init: Content::from_bytes(clay_init_blob::INIT),
+        exclude,
+    };
+    let file = tempfile::tempfile().context("cannot create a temporary file for the initramfs")?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let stats = clay_initramfs::write(tree, &microcode, &opts, &mut out)?;
+    let mut file = out.into_inner().map_err(|e| anyhow!("cannot write the initramfs: {}", e.error()))?;
+    file.seek(SeekFrom::Start(0)).context("cannot read back the initramfs")?;
+    for note in &stats.notes {
+        warn(note);
+    }
+    status(&format!(
+        "initramfs: {} entries, {} → {} with {}",
+        stats.entries,
+        human(stats.archive_bytes),
+        human(stats.total_bytes),
+        compression
+    ));
+    Ok(Initrd { file, len: stats.total_bytes })
+}
+
+struct UkiParts<'a> {
+    stub: &'a [u8],
+    kernel: &'a Kernel,
+    cmdline: &'a str,
+    osrel: Option<&'a [u8]>,
+    release: &'a str,
+}
+
+fn write_uki(output: &mut PendingOutput, parts: &UkiParts<'_>, initrd: &Initrd, epoch: Option<i64>) -> Result<()> {
+    let linux = parts.kernel.content.read_all(&parts.kernel.path)?;
+    let sbat = clay_pe::default_sbat(env!("CARGO_PKG_VERSION"));
+    let mut initrd_reader = std::io::BufReader::with_capacity(1 << 20, &initrd.file);
+    let mut linux_r = linux.as_slice();
+    let mut cmdline_r = parts.cmdline.as_bytes();
+    let mut uname_r = parts.release.as_bytes();
+    let mut sbat_r = sbat.as_bytes();
+    let osrel = parts.osrel.unwrap_or_default();
+    let mut osrel_r = osrel;
+    let mut sections = vec![clay_pe::SectionInput { name: ".linux", len: linux.len() as u64, data: &mut linux_r }];
+    if !osrel.is_empty() {
+        sections.push(clay_pe::SectionInput { name: ".osrel", len: osrel.len() as u64, data: &mut osrel_r });
+    }
+    sections.push(clay_pe::SectionInput { name: ".cmdline", len: parts.cmdline.len() as u64, data: &mut cmdline_r });
+    sections.push(clay_pe::SectionInput { name: ".initrd", len: initrd.len, data: &mut initrd_reader });
+    sections.push(clay_pe::SectionInput { name: ".uname", len: parts.release.len() as u64, data: &mut uname_r });
+    sections.push(clay_pe::SectionInput { name: ".sbat", len: sbat.len() as u64, data: &mut sbat_r });
+
+    let timestamp = epoch.map(|t| u32::try_from(t).unwrap_or(u32::MAX));
+    let target = output.target().display().to_string();
+    let mut out = BufWriter::with_capacity(1 << 20, output.file()?);
+    clay_pe::write_uki(parts.stub, &mut sections, timestamp, &mut out)
+        .with_context(|| format!("cannot write `{target}`"))?;
+    out.flush().with_context(|| format!("cannot write `{target}`"))?;
+    Ok(())
+}
+
+/// The EFI stub: `--stub`, else the image's, else this machine's.
+fn find_stub(tree: &Tree, explicit: Option<&Path>) -> Result<Vec<u8>> {
+    if let Some(path) = explicit {
+        return std::fs::read(path).with_context(|| format!("cannot read the EFI stub `{}`", path.display()));
+    }
+    if let Some(bytes) = read_file(tree, &[STUB_PATH])? {
+        status(&format!("EFI stub from the image ({STUB_PATH})"));
+        return Ok(bytes);
+    }
+    match std::fs::read(STUB_PATH) {
+        Ok(bytes) => {
+            status(&format!("EFI stub from this machine ({STUB_PATH})"));
+            Ok(bytes)
+        }
+        Err(_) => bail!(
+            "no systemd EFI stub found in the image or on this machine at {STUB_PATH}; install systemd-boot-efi \
+             (Debian/Ubuntu) or systemd-ukify (Fedora), or pass --stub PATH"
+        ),
+    }
+}
+
+/// The image's own kernel command line, one of [`CMDLINE_FILES`], with newlines folded to spaces.
+fn image_cmdline(tree: &Tree) -> Result<Option<String>> {
+    for path in CMDLINE_FILES {
+        if let Some(bytes) = read_file(tree, &[path])? {
+            let text = String::from_utf8_lossy(&bytes);
+            let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            status(&format!("command line from the image's {path}"));
+            return Ok(Some(line));
+        }
+    }
+    Ok(None)
+}
+
+/// The content of the first of `paths` that is a regular file in the tree (following symlinks in the tree).
+fn read_file(tree: &Tree, paths: &[&str]) -> Result<Option<Vec<u8>>> {
+    for path in paths {
+        if let Some(id) = tree.resolve(path.as_bytes()) {
+            if let Kind::File(content) = &tree.inode(id).kind {
+                return Ok(Some(content.read_all(path)?));
+            }
+        }
+    }
+    Ok(None)
+}
+
+pub fn status(message: &str) {
+    eprintln!("clay: {message}");
+}
+
+pub fn warn(message: &str) {
+    eprintln!("clay: warning: {message}");
+}
+
+fn size_of(path: &Path) -> String {
+    std::fs::metadata(path).map(|m| human(m.len())).unwrap_or_default()
+}
+
+/// A size for people: `12.3 MiB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

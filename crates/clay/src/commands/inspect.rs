@@ -1,0 +1,164 @@
+//! `clay inspect`: what is inside an image.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use clay_pe::{PeInfo, SectionInfo};
+use serde::Serialize;
+
+use super::build::human;
+
+/// PE headers always fit in the first 64 KiB of an image.
+const HEADER_PREFIX: u64 = 64 * 1024;
+/// Text sections are shown whole up to this size.
+const MAX_TEXT_SECTION: u32 = 64 * 1024;
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image to inspect: a Unified Kernel Image (.efi).
+    pub image: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    path: String,
+    kind: &'static str,
+    size: u64,
+    machine: &'static str,
+    os: Option<String>,
+    os_release: Option<String>,
+    kernel_release: Option<String>,
+    cmdline: Option<String>,
+    initrd_compression: Option<&'static str>,
+    signed: bool,
+    sections: Vec<Section>,
+}
+
+#[derive(Debug, Serialize)]
+struct Section {
+    name: String,
+    size: u32,
+    virtual_address: u32,
+    file_offset: u32,
+}
+
+pub fn run(args: InspectArgs) -> Result<ExitCode> {
+    let report = inspect(&args.image)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(path: &Path) -> Result<Report> {
+    let file = File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
+    let size = file.metadata()?.len();
+    let mut head = Vec::new();
+    (&file).take(HEADER_PREFIX).read_to_end(&mut head)?;
+    let info: PeInfo =
+        clay_pe::read_sections(&head).with_context(|| format!("`{}` is not a Unified Kernel Image", path.display()))?;
+    let text = |name: &str| -> Result<Option<String>> {
+        match section(&info, name) {
+            Some(s) => Ok(Some(String::from_utf8_lossy(&read_section(&file, s, MAX_TEXT_SECTION)?).into_owned())),
+            None => Ok(None),
+        }
+    };
+    let os_release = text(".osrel")?;
+    let os =
+        os_release.as_deref().and_then(|r| os_release_field(r, "PRETTY_NAME").or_else(|| os_release_field(r, "NAME")));
+    let mut kernel_release = text(".uname")?.map(|s| s.trim().to_owned());
+    if kernel_release.is_none() {
+        if let Some(linux) = section(&info, ".linux") {
+            kernel_release = clay_kernel::bzimage_release(&read_section(&file, linux, 0x1000)?);
+        }
+    }
+    let initrd_compression = match section(&info, ".initrd") {
+        Some(s) => {
+            let mut magic = [0u8; 6];
+            file.read_exact_at(&mut magic, u64::from(s.raw_offset)).context("cannot read the .initrd section")?;
+            Some(compression_name(&magic))
+        }
+        None => None,
+    };
+    Ok(Report {
+        path: path.display().to_string(),
+        kind: if section(&info, ".linux").is_some() { "Unified Kernel Image" } else { "EFI application" },
+        size,
+        machine: match info.machine {
+            clay_pe::MACHINE_X86_64 => "x86-64",
+            clay_pe::MACHINE_AARCH64 => "aarch64",
+            _ => "unknown",
+        },
+        os,
+        os_release,
+        kernel_release,
+        cmdline: text(".cmdline")?.map(|c| c.trim_end_matches(['\0', '\n']).to_owned()),
+        initrd_compression,
+        signed: info.certificate_table.is_some_and(|(_, len)| len > 0),
+        sections: info
+            .sections
+            .iter()
+            .map(|s| Section {
+                name: s.name.clone(),
+                size: s.virtual_size,
+                virtual_address: s.virtual_address,
+                file_offset: s.raw_offset,
+            })
+            .collect(),
+    })
+}
+
+fn section<'a>(info: &'a PeInfo, name: &str) -> Option<&'a SectionInfo> {
+    info.sections.iter().find(|s| s.name == name)
+}
+
+/// Up to `max` bytes of a section's data (its virtual size, not the padded raw size).
+fn read_section(file: &File, s: &SectionInfo, max: u32) -> Result<Vec<u8>> {
+    let len = s.virtual_size.min(s.raw_size).min(max);
+    let mut buf = vec![0u8; usize::try_from(len)?];
+    file.read_exact_at(&mut buf, u64::from(s.raw_offset)).with_context(|| format!("cannot read section {}", s.name))?;
+    Ok(buf)
+}
+
+fn os_release_field(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')).map(|v| v.trim_matches(['"', '\'']).to_owned())
+}
+
+fn compression_name(magic: &[u8; 6]) -> &'static str {
+    match magic {
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => "zstd",
+        [0x1f, 0x8b, ..] => "gzip",
+        [0xfd, b'7', b'z', b'X', b'Z', 0] => "xz",
+        [0x02, 0x21, 0x4c, 0x18, ..] => "lz4",
+        [b'0', b'7', b'0', b'7', b'0', b'1' | b'2'] => "none (or early microcode first)",
+        _ => "unknown",
+    }
+}
+
+fn print_text(r: &Report) {
+    println!("{}: {}, {}, {}", r.path, r.kind, human(r.size), r.machine);
+    let show = |label: &str, value: &Option<String>| {
+        if let Some(v) = value {
+            println!("  {label:<10} {v}");
+        }
+    };
+    show("OS:", &r.os);
+    show("kernel:", &r.kernel_release);
+    show("cmdline:", &r.cmdline);
+    show("initrd:", &r.initrd_compression.map(str::to_owned));
+    println!("  {:<10} {}", "signed:", if r.signed { "yes" } else { "no" });
+    println!("  sections:");
+    for s in &r.sections {
+        println!("    {:<9} {:>10}  at {:#010x}", s.name, human(u64::from(s.size)), s.file_offset);
+    }
+}

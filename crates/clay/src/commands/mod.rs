@@ -1,0 +1,5 @@
+//! One module per `clay` subcommand.
+
+pub mod build;
+pub mod inspect;
+pub mod run;

@@ -1,0 +1,48 @@
+//! `clay`: turns container images and root filesystems into bootable operating systems.
+//!
+//! A thin binary over the library crates: arguments are parsed here, validated into ready-to-use options, and
+//! handed to one command module each. Errors print as one sentence (plus their causes) and exit non-zero.
+
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "clay", version, about = "Turn container images and root filesystems into bootable operating systems")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build bootable artifacts (a Unified Kernel Image, ...) from a root filesystem.
+    Build(commands::build::BuildArgs),
+    /// Boot an image in QEMU with its serial console on this terminal.
+    Run(commands::run::RunArgs),
+    /// Show what is inside an image: sections, command line, kernel, OS.
+    Inspect(commands::inspect::InspectArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(args) => commands::build::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Inspect(args) => commands::inspect::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            let mut message = format!("clay: error: {err}");
+            for cause in err.chain().skip(1) {
+                message.push_str(&format!(": {cause}"));
+            }
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Output files that appear whole or not at all.
+//!
+//! Each output is written to a temporary file beside its final path and renamed into place only when complete.
+//! A failed build drops the temporary file; an interrupted one (SIGINT, SIGTERM, SIGHUP) has its temporary files
+//! removed by the signal handler before the process exits.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
+
+use anyhow::{Context, Result};
+
+/// Temporary files to remove if the process is interrupted.
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static HANDLER: Once = Once::new();
+
+/// Exit status for a run ended by a signal, as shells report SIGINT (128 + 2).
+const INTERRUPTED_EXIT: i32 = 130;
+
+/// An output being written; [`commit`](Self::commit) renames it into place.
+#[derive(Debug)]
+pub struct PendingOutput {
+    /// Always `Some` until committed.
+    temp: Option<tempfile::NamedTempFile>,
+    target: PathBuf,
+}
+
+impl PendingOutput {
+    /// Creates the temporary file for `target` in its directory (created if missing).
+    pub fn create(target: &Path) -> Result<Self> {
+        install_handler();
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the output directory `{}`", dir.display()))?;
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".clay-tmp")
+            .tempfile_in(&dir)
+            .with_context(|| format!("cannot create a file in `{}`", dir.display()))?;
+        lock(&PENDING).push(temp.path().to_owned());
+        Ok(PendingOutput { temp: Some(temp), target: target.to_owned() })
+    }
+
+    /// The final path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    pub fn file(&mut self) -> Result<&mut File> {
+        Ok(self.temp.as_mut().context("the output was already committed")?.as_file_mut())
+    }
+
+    /// Flushes the file to disk and renames it to its final name.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let temp = self.temp.take().context("the output was already committed")?;
+        let temp_path = temp.path().to_owned();
+        let result = (|| {
+            temp.as_file().sync_all().with_context(|| format!("cannot write `{}`", self.target.display()))?;
+            // Outputs are readable like any build artifact, not 0600 as temporary files are created.
+            set_mode(temp.as_file(), 0o644)?;
+            temp.persist(&self.target).with_context(|| format!("cannot create `{}`", self.target.display()))?;
+            Ok(self.target.clone())
+        })();
+        lock(&PENDING).retain(|p| *p != temp_path);
+        result
+    }
+}
+
+impl Drop for PendingOutput {
+    fn drop(&mut self) {
+        // An uncommitted output: NamedTempFile's own drop removes the file; stop tracking it.
+        if let Some(temp) = &self.temp {
+            let path = temp.path().to_owned();
+            lock(&PENDING).retain(|p| *p != path);
+        }
+    }
+}
+
+fn set_mode(file: &File, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(mode)).context("cannot set the output's permissions")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn install_handler() {
+    HANDLER.call_once(|| {
+        // If another handler is already installed there is nothing better to do than keep it.
+        let _ = ctrlc::set_handler(|| {
+            for path in lock(&PENDING).drain(..) {
+                let _ = std::fs::remove_file(path);
+            }
+            eprintln!("clay: interrupted; no output was written");
+            std::process::exit(INTERRUPTED_EXIT);
+        });
+    });
+}
+
+/// The output path for a format: `-o PATH` as given when it already ends with the extension, else with the
+/// extension appended (DESIGN.md §2).
+pub fn output_path(base: &Path, extension: &str) -> PathBuf {
+    let dotted = format!(".{extension}");
+    if base.to_string_lossy().ends_with(&dotted) {
+        base.to_owned()
+    } else {
+        let mut s = base.as_os_str().to_owned();
+        s.push(dotted);
+        PathBuf::from(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_names_follow_the_extension_rule() {
+        assert_eq!(output_path(Path::new("out/os.efi"), "efi"), PathBuf::from("out/os.efi"));
+        assert_eq!(output_path(Path::new("out/os"), "efi"), PathBuf::from("out/os.efi"));
+        assert_eq!(output_path(Path::new("os.v1"), "efi"), PathBuf::from("os.v1.efi"));
+    }
+}

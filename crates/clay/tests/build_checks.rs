@@ -1,0 +1,230 @@
+//! What a build promises without booting: reproducible bytes, an initramfs that matches the tree, and clear
+//! refusals that leave nothing behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn build_with_epoch(source: &Path, out: &Path) {
+    let st = clay()
+        .args(["build", source.to_str().unwrap(), "-o", out.to_str().unwrap(), "--cmdline", "console=ttyS0"])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn same_epoch_gives_identical_bytes_even_after_mtimes_change() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tiny_system(&root);
+    build_with_epoch(&root, &work.path().join("a.efi"));
+    sh(&format!("find {} -exec touch -h {{}} +", root.display()));
+    build_with_epoch(&root, &work.path().join("b.efi"));
+    let a = std::fs::read(work.path().join("a.efi")).unwrap();
+    let b = std::fs::read(work.path().join("b.efi")).unwrap();
+    assert!(a == b, "two builds with the same SOURCE_DATE_EPOCH differ");
+}
+
+#[test]
+fn initramfs_reads_back_with_bsdtar_as_the_tree() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tiny_system(&root);
+    sh(&format!(
+        r#"cd {0}
+        mkdir -p usr/bin var/lib && printf data > usr/bin/tool && chown 12:34 usr/bin/tool && chmod 2755 usr/bin/tool
+        ln usr/bin/tool usr/bin/tool-link && mknod dev/null c 1 3 && mkfifo var/lib/fifo
+        setcap cap_net_raw+ep usr/bin/tool && setfattr -n user.clay -v yes var/lib"#,
+        root.display()
+    ));
+    let efi = work.path().join("os.efi");
+    clay_ok(&["build", root.to_str().unwrap(), "-o", efi.to_str().unwrap()]);
+    std::fs::write(work.path().join("initrd.zst"), pe_section(&efi, ".initrd")).unwrap();
+    let listing = sh(&format!("cd {} && zstd -dc initrd.zst | bsdtar -tvf - --numeric-owner", work.path().display()));
+    let find = |name: &str| -> Vec<String> {
+        let line = listing.lines().find(|l| l.ends_with(&format!(" {name}")) || l.contains(&format!(" {name} ")));
+        line.unwrap_or_else(|| panic!("{name} missing from\n{listing}")).split_whitespace().map(str::to_owned).collect()
+    };
+    assert_eq!(find("usr/bin/tool")[..4], ["-rwxr-sr-x", "2", "12", "34"]);
+    assert_eq!(find("usr/bin/tool-link")[..4], ["-rwxr-sr-x", "2", "12", "34"]);
+    assert_eq!(find("dev/null")[0], "crw-r--r--");
+    assert_eq!(find("var/lib/fifo")[0], "prw-r--r--");
+    assert_eq!(find("bin/sh").last().unwrap(), "busybox");
+    assert!(find("init")[0].starts_with("-rwxr-xr-x"));
+    assert!(find("dev/console")[0].starts_with("crw-------"));
+    assert!(!listing.lines().any(|l| l.ends_with(".efi") || l.contains("boot/vmlinuz")), "/boot is left out");
+    // Every name in the source is in the archive.
+    let names = sh(&format!("cd {} && find . -mindepth 1 | sed 's|^./||' | sort", root.display()));
+    for name in names.lines().filter(|n| !n.starts_with("boot/")) {
+        let listed = |l: &str| {
+            l.ends_with(&format!(" {name}"))
+                || l.contains(&format!(" {name} -> "))
+                || l.contains(&format!(" {name} link to "))
+        };
+        assert!(listing.lines().any(listed), "{name} missing from\n{listing}");
+    }
+    // xattrs travel in the manifest clay-init applies at boot.
+    sh(&format!(
+        "cd {} && mkdir x && cd x && zstd -dc ../initrd.zst | bsdtar -xf - .clay/xattrs",
+        work.path().display()
+    ));
+    let manifest = std::fs::read(work.path().join("x/.clay/xattrs")).unwrap();
+    let text = String::from_utf8_lossy(&manifest);
+    assert!(text.contains("usr/bin/tool") && text.contains("security.capability"), "{text}");
+    assert!(text.contains("var/lib") && text.contains("user.clay"), "{text}");
+}
+
+#[test]
+fn inspect_shows_sections_cmdline_kernel_and_os() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tiny_system(&root);
+    let efi = work.path().join("os.efi");
+    clay_ok(&["build", root.to_str().unwrap(), "-o", efi.to_str().unwrap(), "--cmdline", "quiet console=ttyS0"]);
+    let text = String::from_utf8(clay_ok(&["inspect", efi.to_str().unwrap()]).stdout).unwrap();
+    let (_, release) = kernel_image();
+    assert!(text.contains("Unified Kernel Image"), "{text}");
+    assert!(text.contains(&format!("kernel:    {release}")), "{text}");
+    assert!(text.contains("cmdline:   quiet console=ttyS0"), "{text}");
+    assert!(text.contains("OS:        Clay Tiny Test System"), "{text}");
+    for s in [".linux", ".osrel", ".cmdline", ".initrd", ".uname", ".sbat"] {
+        assert!(text.contains(&format!("    {s}")), "{s} missing: {text}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&clay_ok(&["inspect", "--json", efi.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(json["kernel_release"], release.as_str());
+    assert_eq!(json["initrd_compression"], "zstd");
+    assert_eq!(json["signed"], false);
+}
+
+/// Asserts the directory holds exactly `expected` names: no output and no temporary file left over.
+fn assert_only(dir: &Path, expected: &[&str]) {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, expected, "unexpected files in {}", dir.display());
+}
+
+#[test]
+fn bad_input_gets_one_clear_sentence_and_no_output() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tiny_system(&root);
+    let out = work.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let efi = out.join("os.efi");
+    let build = |source: &Path, extra: &[&str]| {
+        let mut c = clay();
+        c.args(["build", source.to_str().unwrap(), "-o", efi.to_str().unwrap()]).args(extra);
+        c
+    };
+
+    // No kernel.
+    let bare = work.path().join("bare");
+    sh(&format!("mkdir -p {0}/etc && cp -a {1}/bin {0}/", bare.display(), root.display()));
+    let err = clay_err(&mut build(&bare, &[]));
+    assert!(err.contains("clay: error: no kernel found in the image; searched /boot/vmlinuz-*"), "{err}");
+
+    // Two kernels.
+    sh(&format!("cp {0}/boot/vmlinuz-* {0}/boot/vmlinuz-other && printf x >> {0}/boot/vmlinuz-other", root.display()));
+    let err = clay_err(&mut build(&root, &[]));
+    assert!(err.contains("found 2 kernels (/boot/vmlinuz-"), "{err}");
+    assert!(err.contains("pick one with --kernel PATH"), "{err}");
+    sh(&format!("rm {}/boot/vmlinuz-other", root.display()));
+
+    // A missing stub.
+    let err = clay_err(&mut build(&root, &["--stub", "/nonexistent/linuxx64.efi.stub"]));
+    assert!(err.contains("cannot read the EFI stub `/nonexistent/linuxx64.efi.stub`"), "{err}");
+
+    // A file of 4 GiB (sparse, so the test costs nothing).
+    sh(&format!("truncate -s 4G {}/big.img", root.display()));
+    let err = clay_err(&mut build(&root, &[]));
+    assert!(err.contains("`big.img` is 4294967296 bytes; cpio newc records sizes in 32 bits"), "{err}");
+    sh(&format!("rm {}/big.img", root.display()));
+
+    // An unknown compression, a missing source, an image transport not supported yet.
+    let err = clay_err(&mut build(&root, &["--compression", "bzip2"]));
+    assert!(err.contains("unknown compression `bzip2`"), "{err}");
+    let err = clay_err(&mut build(&work.path().join("missing"), &[]));
+    assert!(err.contains("does not exist"), "{err}");
+    let err = clay_err(clay().args(["build", "oci-archive:x.tar", "-o", efi.to_str().unwrap()]));
+    assert!(err.contains("the oci-archive: transport is not supported yet"), "{err}");
+
+    // An unreadable file: run clay as an unprivileged user on a tree with a file only root may read.
+    sh(&format!(
+        "cp -a {0} {1}/ro && chmod -R o+rX {1} && printf s > {1}/ro/secret && chmod 600 {1}/ro/secret && chmod 777 {2}",
+        root.display(),
+        work.path().display(),
+        out.display()
+    ));
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_clay"), "build"])
+        .arg(work.path().join("ro"))
+        .args(["-o", efi.to_str().unwrap()]);
+    let err = clay_err(&mut cmd);
+    assert!(err.contains("secret`: Permission denied"), "{err}");
+
+    assert_only(&out, &[]);
+}
+
+#[test]
+fn sockets_are_skipped_with_a_warning() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tiny_system(&root);
+    sh(&format!("python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind(\"{}/run/app.sock\")'", root.display()));
+    let efi = work.path().join("os.efi");
+    let out = clay_ok(&["build", root.to_str().unwrap(), "-o", efi.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("clay: warning: skipping socket `") && stderr.contains("app.sock"), "{stderr}");
+}
+
+#[test]
+fn a_full_disk_fails_cleanly() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tiny_system(&root);
+    let small = work.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    // A 4 MiB filesystem cannot hold the UKI (the kernel alone is larger). Needs root, as CI has.
+    sh(&format!("mount -t tmpfs -o size=4m clay-test {}", small.display()));
+    let result = clay().args(["build", root.to_str().unwrap(), "-o"]).arg(small.join("os.efi")).output().unwrap();
+    let leftover: Vec<_> = std::fs::read_dir(&small).unwrap().map(|e| e.unwrap().file_name()).collect();
+    sh(&format!("umount {}", small.display()));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(leftover.is_empty(), "left behind: {leftover:?}");
+}
+
+#[test]
+fn an_interrupted_build_leaves_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tiny_system(&root);
+    // Enough incompressible data that xz is still busy when the signal arrives.
+    sh(&format!("head -c 64M /dev/urandom > {}/noise", root.display()));
+    let out = work.path().join("out");
+    let mut child = clay()
+        .args(["build", root.to_str().unwrap(), "--compression", "xz:9", "-o"])
+        .arg(out.join("os.efi"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the output's temporary file exists, then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the build never started writing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sh(&format!("kill -TERM {}", child.id()));
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert_only(&out, &[]);
+}
