@@ -15,7 +15,7 @@ use std::path::Path;
 
 use rustix::mount::{MountFlags, MountPropagationFlags};
 
-use crate::console::{Failure, Log, OrFail};
+use crate::console::{describe, Failure, Log, OrFail};
 
 /// Where the bind mount of `/` is made before it is moved over `/`; removed again when we created it.
 const BIND_DIR: &str = "/.clay-root";
@@ -38,7 +38,7 @@ pub fn make_root_a_mount(log: &mut Log) -> Result<(), Failure> {
     // In the new root the directory is empty again: the bind mount that covered it has moved away.
     if created {
         if let Err(err) = fs::remove_dir(BIND_DIR) {
-            log.step(format_args!("left {BIND_DIR} behind: {}", crate::console::describe(&err)));
+            log.step(format_args!("left {BIND_DIR} behind: {}", describe(&err)));
         }
     }
     log.step("made / a private bind mount of the initramfs, so pivot_root works");

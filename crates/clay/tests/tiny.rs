@@ -20,7 +20,7 @@ fn assert_booted_properly(console: &str) {
     let fields: Vec<&str> = root_line.split_whitespace().collect();
     // "tiny: root mount ID parent PARENT fs FS": a root whose parent is itself is the kernel's rootfs.
     assert_ne!(fields[3], fields[5], "`/` must not be the kernel's rootfs mount: {root_line}");
-    assert!(console.contains("tiny: hosts 127.0.0.1 tiny.example"), "/etc/hosts.target installed:\n{console}");
+    assert!(console.contains("tiny: hosts 127.0.0.1 localhost tiny"), "/etc/hosts.target installed:\n{console}");
 }
 
 #[test]
@@ -29,10 +29,10 @@ fn tiny_system_from_a_directory_boots_under_ovmf() {
     let root = work.path().join("rootfs");
     tiny_system(&root);
     let efi = work.path().join("out/tiny.efi");
-    build(root.to_str().unwrap(), &efi, &["--cmdline", "console=ttyS0 panic=-1"]);
+    build(root.to_str().unwrap(), &efi, &["--cmdline", TINY_CMDLINE]);
     let console = boot_efi(&efi, TINY_MARKER, 1024, 180);
     assert_booted_properly(&console);
-    assert!(console.contains("tiny: cmdline console=ttyS0 panic=-1"), "{console}");
+    assert!(console.contains(&format!("tiny: cmdline {TINY_CMDLINE}")), "{console}");
 }
 
 #[test]
