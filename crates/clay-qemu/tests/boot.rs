@@ -12,21 +12,33 @@ use clay_qemu::{Accel, Boot, Firmware, QemuError, RunOptions, Vm};
 const MARKER: &str = "CLAY-QEMU-42-OK";
 const INIT: &str = "#!/bin/busybox sh\n/bin/busybox echo \"CLAY-QEMU-$((40+2))-OK\"\n/bin/busybox poweroff -f\n";
 const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
-const DEFAULT_KERNEL: &str = "/tmp/k/x/boot/vmlinuz-6.1.0-56-cloud-amd64";
 const BUSYBOX: &str = "/bin/busybox";
 const SYSTEMD_BOOT: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 const SYSTEMD_STUB: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
 /// Generous: two of these boots may share the two cores under TCG.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The Debian cloud kernel of the tiny example (`examples/tiny/make-rootfs.sh` downloads it once and caches it),
+/// or `CLAY_TEST_KERNEL` when set.
 fn test_kernel() -> PathBuf {
-    let kernel = std::env::var_os("CLAY_TEST_KERNEL").map_or_else(|| PathBuf::from(DEFAULT_KERNEL), PathBuf::from);
-    assert!(
-        kernel.is_file(),
-        "the test kernel {} is missing; set CLAY_TEST_KERNEL to an x86-64 Linux kernel (e.g. from linux-image-cloud-amd64)",
-        kernel.display()
-    );
-    kernel
+    if let Some(kernel) = std::env::var_os("CLAY_TEST_KERNEL") {
+        return PathBuf::from(kernel);
+    }
+    static KERNEL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    KERNEL
+        .get_or_init(|| {
+            let root = tempfile::tempdir().unwrap().keep();
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tiny/make-rootfs.sh");
+            let st = Command::new("bash").arg(&script).arg(&root).status().unwrap();
+            assert!(st.success(), "{} failed", script.display());
+            let boot = root.join("boot");
+            let entry = std::fs::read_dir(&boot)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")));
+            entry.expect("the tiny example has a kernel")
+        })
+        .clone()
 }
 
 fn require(path: &str, package: &str) -> PathBuf {
@@ -34,31 +46,34 @@ fn require(path: &str, package: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
-/// One `newc` cpio entry (the initramfs format, see the kernel's Documentation/driver-api/early-userspace).
-fn cpio_entry(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, rdev: (u32, u32), data: &[u8]) {
-    let fields = [ino, mode, 0, 0, 1, 0, u32::try_from(data.len()).unwrap(), 0, 0, rdev.0, rdev.1];
-    out.extend_from_slice(b"070701");
-    for field in fields {
-        out.extend_from_slice(format!("{field:08x}").as_bytes());
-    }
-    out.extend_from_slice(format!("{:08x}{:08x}", name.len() + 1, 0).as_bytes());
-    out.extend_from_slice(name.as_bytes());
-    out.push(0);
-    out.resize(out.len().next_multiple_of(4), 0);
-    out.extend_from_slice(data);
-    out.resize(out.len().next_multiple_of(4), 0);
-}
-
 /// An initramfs whose /init prints [`MARKER`] and powers off.
 fn test_initramfs(dir: &Path) -> PathBuf {
     let busybox = std::fs::read(require(BUSYBOX, "busybox-static")).unwrap();
-    let mut cpio = Vec::new();
-    cpio_entry(&mut cpio, 1, "bin", 0o040_755, (0, 0), b"");
-    cpio_entry(&mut cpio, 2, "bin/busybox", 0o100_755, (0, 0), &busybox);
-    cpio_entry(&mut cpio, 3, "dev", 0o040_755, (0, 0), b"");
-    cpio_entry(&mut cpio, 4, "dev/console", 0o020_600, (5, 1), b"");
-    cpio_entry(&mut cpio, 5, "init", 0o100_755, (0, 0), INIT.as_bytes());
-    cpio_entry(&mut cpio, 6, "TRAILER!!!", 0, (0, 0), b"");
+    let mut cpio = clay_cpio::Writer::new(Vec::new());
+    let entries: [(&str, u32, (u32, u32), &[u8]); 5] = [
+        ("bin", 0o040_755, (0, 0), b""),
+        ("bin/busybox", 0o100_755, (0, 0), &busybox),
+        ("dev", 0o040_755, (0, 0), b""),
+        ("dev/console", 0o020_600, (5, 1), b""),
+        ("init", 0o100_755, (0, 0), INIT.as_bytes()),
+    ];
+    for (ino, (name, mode, rdev, data)) in (1..).zip(entries) {
+        let header = clay_cpio::Header {
+            name: name.as_bytes(),
+            ino,
+            mode,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            mtime: 0,
+            filesize: u32::try_from(data.len()).unwrap(),
+            rdev_major: rdev.0,
+            rdev_minor: rdev.1,
+        };
+        cpio.entry(&header).unwrap();
+        std::io::Write::write_all(&mut cpio.data(), data).unwrap();
+    }
+    let cpio = cpio.finish().unwrap();
     let path = dir.join("initrd.cpio");
     std::fs::write(&path, cpio).unwrap();
     path

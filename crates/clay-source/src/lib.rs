@@ -21,8 +21,8 @@ pub enum SourceError {
     Io { path: PathBuf, source: io::Error },
     #[error("`{0}` does not exist")]
     NotFound(PathBuf),
-    #[error("`{0}` is neither a directory nor a tarball; pass a root filesystem directory or tar:FILE")]
-    NotARoot(PathBuf),
+    #[error("`{0}` is a directory, not a tarball; pass it without `tar:`")]
+    TarIsDirectory(PathBuf),
     #[error("`{0}` is not a directory")]
     NotADirectory(PathBuf),
     #[error("tarball `{archive}`: entry `{entry}`: {reason}")]

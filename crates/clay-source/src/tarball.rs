@@ -34,7 +34,7 @@ pub fn read_tar(path: &Path, warn: &mut dyn FnMut(Warning)) -> Result<Tree, Sour
         _ => SourceError::Io { path: path.to_owned(), source: e },
     })?;
     if file.metadata().map_err(io_err)?.is_dir() {
-        return Err(SourceError::NotARoot(path.to_owned()));
+        return Err(SourceError::TarIsDirectory(path.to_owned()));
     }
     let mut magic = [0u8; 6];
     let n = read_up_to(&mut file, &mut magic).map_err(io_err)?;

@@ -124,4 +124,6 @@ fn missing_and_wrong_sources_say_so() {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     assert!(read_dir(&file, &mut |_| {}).unwrap_err().to_string().ends_with("is not a directory"));
     assert!(read_tar(&file, &mut |_| {}).is_err());
+    let err = read_tar(dir.path(), &mut |_| {}).unwrap_err().to_string();
+    assert_eq!(err, format!("`{}` is a directory, not a tarball; pass it without `tar:`", dir.path().display()));
 }

@@ -77,3 +77,33 @@ pub fn pe_section(image: &Path, name: &str) -> Vec<u8> {
     let start = s.raw_offset as usize;
     bytes[start..start + s.virtual_size as usize].to_vec()
 }
+
+/// Where test fixtures are cached between runs: `$XDG_CACHE_HOME/claylinux` or `~/.cache/claylinux`, shared with
+/// the examples' own cache.
+pub fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("CLAY_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
+            .join("claylinux")
+    });
+    std::fs::create_dir_all(&base).unwrap();
+    base
+}
+
+/// The Debian example as a tarball, built by `examples/debian/make-rootfs.sh` on first use and cached under a
+/// name that changes with the script, so editing the example rebuilds it.
+pub fn debian_rootfs_tar() -> PathBuf {
+    use sha2::Digest;
+    let script = examples().join("debian/make-rootfs.sh");
+    let digest = sha2::Sha256::digest(std::fs::read(&script).unwrap());
+    let key: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let tar = cache_dir().join(format!("debian-bookworm-{key}.tar"));
+    sh(&format!(
+        "exec 9>{tar}.lock; flock 9; [ -s {tar} ] || {{ bash {script} {tar}.tmp.tar && mv {tar}.tmp.tar {tar}; }}",
+        tar = tar.display(),
+        script = script.display()
+    ));
+    tar
+}

@@ -1,0 +1,31 @@
+#!/bin/bash
+# Installs what building, running and testing claylinux needs on Debian or Ubuntu (run as root):
+# the host packages, and a Rust toolchain when none is there. Safe to run again.
+set -euo pipefail
+[ "$(id -u)" = 0 ] || { echo "run this as root (it installs packages with apt-get)" >&2; exit 1; }
+
+packages=(
+  build-essential pkg-config ca-certificates curl file util-linux   # building clay; setpriv, flock
+  qemu-system-x86 ovmf systemd-boot-efi                             # booting; the UKI stub
+  busybox-static dpkg mmdebstrap                                    # the example systems
+  cpio libarchive-tools zstd xz-utils lz4 gzip binutils             # test oracles and baselines
+  attr libcap2-bin python3 hyperfine time                           # fixtures with xattrs; benchmarks
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# apt must know the kernel package the examples download, so the lists are refreshed once per setup.
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -x "$HOME/.cargo/bin/cargo" ] || {
+    echo "setup: installing a Rust toolchain with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
+  }
+fi
