@@ -46,11 +46,14 @@ fn require(path: &str, package: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+type CpioEntry<'a> = (&'a str, u32, (u32, u32), &'a [u8]);
+
 /// An initramfs whose /init prints [`MARKER`] and powers off.
 fn test_initramfs(dir: &Path) -> PathBuf {
     let busybox = std::fs::read(require(BUSYBOX, "busybox-static")).unwrap();
     let mut cpio = clay_cpio::Writer::new(Vec::new());
-    let entries: [(&str, u32, (u32, u32), &[u8]); 5] = [
+    // (name, mode, device numbers, data)
+    let entries: [CpioEntry<'_>; 5] = [
         ("bin", 0o040_755, (0, 0), b""),
         ("bin/busybox", 0o100_755, (0, 0), &busybox),
         ("dev", 0o040_755, (0, 0), b""),
