@@ -53,3 +53,61 @@ fn tiny_system_from_a_zstd_tarball_boots_under_ovmf() {
     assert_booted_properly(&console);
     assert!(console.contains("clay.test=1"), "{console}");
 }
+
+#[test]
+fn clay_run_boots_the_uki_with_its_console_on_stdout() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tiny_system(&root);
+    let efi = work.path().join("tiny.efi");
+    build(root.to_str().unwrap(), &efi, &["--cmdline", TINY_CMDLINE]);
+    // The tiny system powers off by itself (tiny.poweroff), which ends qemu and `clay run` with status 0.
+    let mut child = clay()
+        .args(["run", efi.to_str().unwrap(), "--memory", "1024"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("clay run did not end within 240 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let out = child.wait_with_output().unwrap();
+    let console = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(status.success(), "clay run failed: {stderr}\n{console}");
+    assert!(console.contains(TINY_MARKER), "{console}");
+    assert!(stderr.contains("clay: booting"), "{stderr}");
+    // KVM is tried, never assumed: on machines where it cannot boot, one notice says TCG is used instead.
+    assert!(stderr.matches("using TCG").count() <= 1, "{stderr}");
+}
+
+#[test]
+fn the_kernel_unpacks_every_compression() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tiny_system(&root);
+    for compression in ["zstd", "gzip", "xz", "lz4", "none"] {
+        let efi = work.path().join(format!("{compression}.efi"));
+        build(root.to_str().unwrap(), &efi, &["--compression", compression, "--cmdline", TINY_CMDLINE]);
+        // Direct kernel boot with the UKI's own kernel and initramfs: the kernel's unpacker is what is tested.
+        let kernel = work.path().join(format!("{compression}.linux"));
+        let initrd = work.path().join(format!("{compression}.initrd"));
+        std::fs::write(&kernel, pe_section(&efi, ".linux")).unwrap();
+        std::fs::write(&initrd, pe_section(&efi, ".initrd")).unwrap();
+        let boot = clay_qemu::Boot::Kernel { kernel, initrd: Some(initrd), cmdline: TINY_CMDLINE.into() };
+        let mut opts = clay_qemu::RunOptions::new(boot);
+        opts.firmware = clay_qemu::Firmware::Bios;
+        let vm = clay_qemu::Vm::prepare(&opts, &mut |n| eprintln!("{n}")).unwrap();
+        let console = vm.run_until(TINY_MARKER, std::time::Duration::from_secs(120)).unwrap();
+        assert!(console.contains("tiny: pid 1"), "{compression}:\n{console}");
+    }
+}
