@@ -1,5 +1,4 @@
 use super::*;
-use std::process::{Command, Stdio};
 
 /// Deterministic, compressible, not trivially repetitive test data.
 fn sample(len: usize) -> Vec<u8> {
@@ -28,23 +27,6 @@ fn compress(c: Compression, data: &[u8], threads: u32) -> Vec<u8> {
     out
 }
 
-/// Decompresses with the reference command-line tool, which must be installed (CI installs it).
-fn reference_decompress(tool: &[&str], data: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(tool[0])
-        .args(&tool[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} is needed for this test (package {}): {e}", tool[0], tool[0]));
-    let mut stdin = child.stdin.take().unwrap();
-    let input = data.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(out.status.success(), "{tool:?} failed");
-    out.stdout
-}
-
 #[test]
 fn every_algorithm_round_trips_through_its_reference_tool() {
     let data = sample(9 << 20);
@@ -57,7 +39,7 @@ fn every_algorithm_round_trips_through_its_reference_tool() {
         (Compression::None, &["cat"][..]),
     ] {
         let packed = compress(c, &data, 2);
-        assert!(reference_decompress(tool, &packed) == data, "{c} did not round-trip");
+        assert!(clay_testkit::pipe(tool, &packed) == data, "{c} did not round-trip");
     }
 }
 

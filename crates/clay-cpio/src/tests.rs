@@ -1,5 +1,4 @@
 use super::*;
-use std::process::{Command, Stdio};
 
 fn header(name: &[u8], mode: u32, size: u32) -> Header<'_> {
     Header {
@@ -48,14 +47,14 @@ fn layout_matches_the_kernel_buffer_format() {
 #[test]
 fn gnu_cpio_and_bsdtar_read_it_back() {
     let a = sample_archive();
-    let listing = run(&["cpio", "-itv", "--quiet", "--numeric-uid-gid"], &a);
+    let listing = clay_testkit::pipe_text(&["cpio", "-itv", "--quiet", "--numeric-uid-gid"], &a);
     let lines: Vec<&str> = listing.lines().collect();
     assert_eq!(lines.len(), 5, "{listing}");
     assert!(lines[2].starts_with("-rwsr-xr-x   1 1000     100             5 "), "{}", lines[2]);
     assert!(lines[2].ends_with("bin/hello"));
     assert!(lines[3].ends_with("bin/sh -> hello"), "{}", lines[3]);
     assert!(lines[4].starts_with("crw-------"), "{}", lines[4]);
-    let bsd = run(&["bsdtar", "-tf", "-"], &a);
+    let bsd = clay_testkit::pipe_text(&["bsdtar", "-tf", "-"], &a);
     assert_eq!(bsd.lines().collect::<Vec<_>>(), [".", "bin", "bin/hello", "bin/sh", "console"]);
 }
 
@@ -70,17 +69,4 @@ fn short_or_long_data_is_refused() {
     assert!(w.data().write_all(b"abc").is_err());
     let mut w = Writer::new(Vec::new());
     assert!(matches!(w.entry(&header(b"a\0b", 0o100644, 0)), Err(CpioError::NulInName(_))));
-}
-
-fn run(cmd: &[&str], input: &[u8]) -> String {
-    let mut child = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("`{}` is needed for this test (packages cpio, libarchive-tools): {e}", cmd[0]));
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{cmd:?} failed");
-    String::from_utf8(out.stdout).unwrap()
 }

@@ -41,26 +41,10 @@ fn build(tree: &Tree, microcode: &[(String, Content)], opts: &Options) -> (Vec<u
     (out, stats)
 }
 
-fn run(cmd: &[&str], input: &[u8]) -> String {
-    let mut child = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("`{}` is needed (packages cpio, libarchive-tools, zstd): {e}", cmd[0]));
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(out.status.success(), "{cmd:?} failed");
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn archive_reads_back_with_gnu_cpio_as_the_tree_says() {
     let (out, stats) = build(&sample_tree(), &[], &options(Compression::None));
-    let listing = run(&["cpio", "-itv", "--quiet", "--numeric-uid-gid"], &out);
+    let listing = clay_testkit::pipe_text(&["cpio", "-itv", "--quiet", "--numeric-uid-gid"], &out);
     let rows: Vec<String> = listing
         .lines()
         .map(|l| {
@@ -97,14 +81,14 @@ fn archive_reads_back_with_gnu_cpio_as_the_tree_says() {
 fn contents_hard_links_times_and_xattrs_survive() {
     let (out, _) = build(&sample_tree(), &[], &options(Compression::DEFAULT));
     let dir = tempfile::tempdir().unwrap();
-    let cpio = run(&["zstd", "-dc"], &out);
+    let cpio = clay_testkit::pipe(&["zstd", "-dc"], &out);
     let st = Command::new("cpio")
         .args(["-idm", "--quiet", "--no-absolute-filenames"])
         .current_dir(dir.path())
         .stdin(Stdio::piped())
         .spawn()
         .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(cpio.as_bytes())?;
+            c.stdin.take().unwrap().write_all(&cpio)?;
             c.wait()
         })
         .unwrap();

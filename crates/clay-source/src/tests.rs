@@ -1,17 +1,12 @@
 use super::*;
+use clay_testkit::sh_in;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::Command;
-
-fn sh(script: &str, dir: &Path) {
-    let st = Command::new("sh").arg("-ec").arg(script).current_dir(dir).status().unwrap();
-    assert!(st.success(), "setup failed: {script}");
-}
 
 /// A small root filesystem exercising everything a reader must keep. Needs root (mknod, chown, setcap), as CI has.
 fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    sh(
+    sh_in(
+        dir.path(),
         "mkdir -p root/bin root/dev root/tmp root/etc
          printf hello > root/bin/prog
          chmod 4755 root/bin/prog
@@ -27,7 +22,6 @@ fn fixture() -> tempfile::TempDir {
          python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind(\"root/tmp/sock\")'
          touch -h -d @1700000000 root/bin/link root/etc/owned root/bin/prog root/dev/* root/tmp/sock
          touch -d @1700000000 root/bin root/dev root/tmp root/etc root",
-        dir.path(),
     );
     dir
 }
@@ -61,7 +55,7 @@ fn directory_keeps_modes_owners_links_devices_and_xattrs() {
 fn tarballs_in_every_compression_read_like_the_directory() {
     let dir = fixture();
     for (name, flag) in [("r.tar", ""), ("r.tar.gz", "--gzip"), ("r.tar.zst", "--zstd"), ("r.tar.xz", "--xz")] {
-        sh(&format!("tar --xattrs --xattrs-include='*' --numeric-owner {flag} -cf {name} -C root ."), dir.path());
+        sh_in(dir.path(), &format!("tar --xattrs --xattrs-include='*' --numeric-owner {flag} -cf {name} -C root ."));
         let spec: SourceSpec = format!("tar:{}", dir.path().join(name).display()).parse().unwrap();
         let tree = read(&spec, &mut |_| {}).unwrap();
         assert_eq!(tree.dump(), EXPECTED, "reading {name}");
@@ -75,7 +69,8 @@ fn tarballs_in_every_compression_read_like_the_directory() {
 fn hostile_tar_entries_are_refused_with_their_name() {
     let dir = tempfile::tempdir().unwrap();
     // `..` in a name, and a path through a symlink: neither may reach the host, and both are named.
-    sh(
+    sh_in(
+        dir.path(),
         "python3 - <<'EOF'
 import tarfile, io
 def add(t, name, **kw):
@@ -85,7 +80,6 @@ with tarfile.open('through.tar', 'w') as t:
     add(t, 'etc', type=tarfile.SYMTYPE, linkname='/etc'); add(t, 'etc/passwd', size=1)
 with tarfile.open('hardlink.tar', 'w') as t: add(t, 'x', type=tarfile.LNKTYPE, linkname='missing')
 EOF",
-        dir.path(),
     );
     let cases = [
         ("dotdot.tar", "entry `../escape`: path `../escape` contains `..`"),

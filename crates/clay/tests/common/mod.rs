@@ -5,17 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Runs a shell script, failing the test with its output when it fails.
-pub fn sh(script: &str) -> String {
-    let out = Command::new("bash").arg("-euo").arg("pipefail").arg("-c").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "script failed:\n{script}\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use clay_testkit::sh;
 
 /// The repository's `examples/` directory.
 pub fn examples() -> PathBuf {
