@@ -85,6 +85,26 @@ impl Content {
         }
     }
 
+    /// A reader yielding exactly [`len`](Self::len) bytes, for consumers that pull data (a tar builder) rather
+    /// than take a writer. A source that has shrunk is an error at its end; one that grew is cut at `len`.
+    pub fn reader(&self, name: &str) -> Result<ExactReader<'_>, ContentError> {
+        let inner: Box<dyn Read + '_> = match self {
+            Content::Bytes(b) => Box::new(&b[..]),
+            Content::Host { path, len } => {
+                let file = File::options()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+                    .open(path)
+                    .map_err(|source| ContentError::Read { path: path.display().to_string(), source })?;
+                Box::new(file.take(*len))
+            }
+            Content::Range { file, offset, len } => {
+                Box::new(RangeReader { file, pos: *offset, end: offset.saturating_add(*len) })
+            }
+        };
+        Ok(ExactReader { inner, name: name.to_owned(), left: self.len(), expected: self.len() })
+    }
+
     /// Reads the whole content into memory; for small files such as os-release or a kernel image.
     pub fn read_all(&self, name: &str) -> Result<Vec<u8>, ContentError> {
         let mut buf = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
@@ -109,6 +129,37 @@ fn copy_exact(r: &mut dyn Read, w: &mut dyn Write, expected: u64, name: &str) ->
         let room = usize::try_from(expected.saturating_sub(total)).unwrap_or(usize::MAX);
         w.write_all(&buf[..n.min(room)]).map_err(|source| ContentError::Write { path: name.to_owned(), source })?;
         total += n as u64;
+    }
+}
+
+/// See [`Content::reader`].
+pub struct ExactReader<'a> {
+    inner: Box<dyn Read + 'a>,
+    name: String,
+    left: u64,
+    expected: u64,
+}
+
+impl std::fmt::Debug for ExactReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExactReader").field("name", &self.name).field("left", &self.left).finish_non_exhaustive()
+    }
+}
+
+impl Read for ExactReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            let found = self.expected - self.left;
+            let err = ContentError::Changed { path: self.name.clone(), expected: self.expected, found };
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, err));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 

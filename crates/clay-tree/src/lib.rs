@@ -8,7 +8,7 @@ mod path;
 
 use std::collections::BTreeMap;
 
-pub use content::{Content, ContentError};
+pub use content::{Content, ContentError, ExactReader};
 pub use path::{components, PathError};
 
 /// Index of an inode in a [`Tree`].

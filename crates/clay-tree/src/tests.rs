@@ -128,3 +128,16 @@ fn resolve_follows_symlinks_inside_the_tree_only() {
     assert_eq!(t.resolve(b"loop"), None);
     assert_eq!(t.resolve(b"etc/missing"), None);
 }
+
+#[test]
+fn exact_reader_yields_len_bytes_or_fails() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, b"hello world").unwrap();
+    let mut out = Vec::new();
+    Content::Host { path: path.clone(), len: 5 }.reader("f").unwrap().read_to_end(&mut out).unwrap();
+    assert_eq!(out, b"hello", "a grown file is cut at the promised size");
+    let err = Content::Host { path, len: 20 }.reader("f").unwrap().read_to_end(&mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("changed while being read"), "{err}");
+}

@@ -111,3 +111,52 @@ fn the_kernel_unpacks_every_compression() {
         assert!(console.contains("tiny: pid 1"), "{compression}:\n{console}");
     }
 }
+
+#[test]
+fn several_formats_in_one_run_share_the_work_and_the_kernel_files_boot() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tiny_system(&root);
+    let base = work.path().join("out/tiny");
+    let out = clay()
+        .args(["build", root.to_str().unwrap(), "-f", "efi", "-f", "kernel", "-f", "tar", "-o", base.to_str().unwrap()])
+        .args(["--cmdline", TINY_CMDLINE])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("initramfs:").count(), 1, "one initramfs for every format:\n{stderr}");
+    let file = |ext: &str| work.path().join(format!("out/tiny.{ext}"));
+    // The kernel files are the UKI's own kernel and initramfs, and they boot by direct kernel boot.
+    let efi = file("efi");
+    assert!(std::fs::read(file("vmlinuz")).unwrap() == pe_section(&efi, ".linux"));
+    assert!(std::fs::read(file("initrd")).unwrap() == pe_section(&efi, ".initrd"));
+    assert_eq!(std::fs::read_to_string(file("cmdline")).unwrap(), format!("{TINY_CMDLINE}\n"));
+    let boot =
+        clay_qemu::Boot::Kernel { kernel: file("vmlinuz"), initrd: Some(file("initrd")), cmdline: TINY_CMDLINE.into() };
+    let mut opts = clay_qemu::RunOptions::new(boot);
+    opts.firmware = clay_qemu::Firmware::Bios;
+    let vm = clay_qemu::Vm::prepare(&opts, &mut |n| eprintln!("{n}")).unwrap();
+    let console = vm.run_until(TINY_MARKER, std::time::Duration::from_secs(120)).unwrap();
+    assert!(console.contains("tiny: pid 1"), "{console}");
+    // The root filesystem tarball holds the same system: building from it gives the same UKI, byte for byte.
+    let again = work.path().join("again.efi");
+    let st = clay()
+        .args([
+            "build",
+            &format!("tar:{}", file("tar").display()),
+            "-o",
+            again.to_str().unwrap(),
+            "--cmdline",
+            TINY_CMDLINE,
+        ])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(
+        std::fs::read(&again).unwrap() == std::fs::read(&efi).unwrap(),
+        "directory → tar → UKI differs from directory → UKI"
+    );
+}

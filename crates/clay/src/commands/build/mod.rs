@@ -1,7 +1,6 @@
 //! `clay build`: root filesystem → tree → initramfs → Unified Kernel Image.
 
-use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -29,13 +28,26 @@ const OS_RELEASE_FILES: &[&str] = &["/etc/os-release", "/usr/lib/os-release"];
 pub enum Format {
     /// A Unified Kernel Image (`.efi`): stub, kernel, command line and the whole OS as initramfs.
     Efi,
+    /// The kernel, the initramfs and the command line as separate files (`.vmlinuz`, `.initrd`, `.cmdline`), for
+    /// PXE/iPXE and direct kernel boot.
+    Kernel,
+    /// The root filesystem as a tarball (`.tar`).
+    Tar,
 }
 
 impl Format {
-    fn extension(self) -> &'static str {
+    /// The extensions of the files this format writes, each appended to `-o` (DESIGN.md §2).
+    fn extensions(self) -> &'static [&'static str] {
         match self {
-            Format::Efi => "efi",
+            Format::Efi => &["efi"],
+            Format::Kernel => &["vmlinuz", "initrd", "cmdline"],
+            Format::Tar => &["tar"],
         }
+    }
+
+    /// Whether the format boots, and so needs a kernel and an initramfs.
+    fn boots(self) -> bool {
+        !matches!(self, Format::Tar)
     }
 }
 
@@ -73,48 +85,94 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let epoch = source_date_epoch()?;
     let spec: SourceSpec = args.source.parse()?;
-    let mut formats = args.formats.clone();
-    formats.dedup();
+    let mut formats: Vec<Format> = Vec::new();
+    for f in &args.formats {
+        if !formats.contains(f) {
+            formats.push(*f);
+        }
+    }
 
     status(&format!("reading {}", spec.describe()));
     let tree = clay_source::read(&spec, &mut |w| warn(&w.0))?;
-    let kernel = clay_kernel::find_kernel(&tree, args.kernel.as_deref())?;
-    let release = kernel.release.clone().unwrap_or_else(|| "unknown".into());
-    status(&format!("kernel {} ({release})", kernel.path));
-    if kernel.release.is_some() && !kernel.has_modules {
-        warn(&format!("the image has no /lib/modules/{release}; drivers built as modules will be missing"));
-    }
-    let stub = find_stub(&tree, args.stub.as_deref())?;
-    let cmdline = match &args.cmdline {
-        Some(c) => c.clone(),
-        None => image_cmdline(&tree)?.unwrap_or_else(|| DEFAULT_CMDLINE.to_owned()),
-    };
-    let osrel = read_file(&tree, OS_RELEASE_FILES)?;
+    let boot = if formats.iter().any(|f| f.boots()) { Some(BootInputs::find(&tree, &args)?) } else { None };
 
-    // Outputs are opened before the expensive work, so an unwritable path fails in a second, not a minute.
-    let mut outputs = Vec::new();
-    for format in formats {
-        outputs.push((format, PendingOutput::create(&output_path(&args.output, format.extension()))?));
+    // Outputs are opened before the expensive work, so an unwritable path fails in a second, not a minute, and
+    // renamed into place only once every one of them is written.
+    let mut outputs: Vec<(Format, Vec<PendingOutput>)> = Vec::new();
+    for &format in &formats {
+        let files = format.extensions().iter().map(|ext| PendingOutput::create(&output_path(&args.output, ext)));
+        outputs.push((format, files.collect::<Result<_>>()?));
     }
-    let initrd = build_initramfs(&tree, &kernel, args.compression, epoch)?;
-    for (format, mut output) in outputs {
-        match format {
-            Format::Efi => {
-                let uki = UkiParts {
-                    stub: &stub,
-                    kernel: &kernel,
-                    cmdline: &cmdline,
-                    osrel: osrel.as_deref(),
-                    release: &release,
-                };
-                write_uki(&mut output, &uki, &initrd, epoch)?;
+    let initrd = match &boot {
+        Some(b) => Some(build_initramfs(&tree, &b.kernel, args.compression, epoch)?),
+        None => None,
+    };
+    for (format, files) in &mut outputs {
+        let format = *format;
+        match (format, boot.as_ref().zip(initrd.as_ref()), files.as_mut_slice()) {
+            (Format::Efi, Some((b, initrd)), [efi]) => write_uki(efi, b, initrd, epoch)?,
+            (Format::Kernel, Some((b, initrd)), [vmlinuz, initramfs, cmdline]) => {
+                write_kernel_files(b, initrd, [vmlinuz, initramfs, cmdline])?
             }
+            (Format::Tar, _, [tar]) => {
+                let opts = clay_tarball::Options { clamp_mtime: epoch };
+                let target = tar.target().display().to_string();
+                let mut out = BufWriter::with_capacity(1 << 20, tar.file()?);
+                let entries = clay_tarball::write_tarball(&tree, &opts, &mut out)?;
+                out.flush().with_context(|| format!("cannot write `{target}`"))?;
+                status(&format!("tarball: {entries} entries"));
+            }
+            _ => bail!("internal error: outputs of {format:?} were not prepared"),
         }
-        let written = output.commit()?;
-        status(&format!("wrote {} ({})", written.display(), size_of(&written)));
+    }
+    for (_, files) in outputs {
+        for file in files {
+            let written = file.commit()?;
+            status(&format!("wrote {} ({})", written.display(), size_of(&written)));
+        }
     }
     status(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// What every bootable format needs, found once: the kernel, the stub, the command line and os-release.
+struct BootInputs {
+    kernel: Kernel,
+    release: String,
+    stub: Vec<u8>,
+    cmdline: String,
+    osrel: Option<Vec<u8>>,
+}
+
+impl BootInputs {
+    fn find(tree: &Tree, args: &BuildArgs) -> Result<Self> {
+        let kernel = clay_kernel::find_kernel(tree, args.kernel.as_deref())?;
+        let release = kernel.release.clone().unwrap_or_else(|| "unknown".into());
+        status(&format!("kernel {} ({release})", kernel.path));
+        if kernel.release.is_some() && !kernel.has_modules {
+            warn(&format!("the image has no /lib/modules/{release}; drivers built as modules will be missing"));
+        }
+        let stub = find_stub(tree, args.stub.as_deref())?;
+        let cmdline = match &args.cmdline {
+            Some(c) => c.clone(),
+            None => image_cmdline(tree)?.unwrap_or_else(|| DEFAULT_CMDLINE.to_owned()),
+        };
+        let osrel = read_file(tree, OS_RELEASE_FILES)?;
+        Ok(BootInputs { kernel, release, stub, cmdline, osrel })
+    }
+}
+
+/// The `kernel` format: the kernel, the initramfs and the command line (with a newline, as `/proc/cmdline` ends).
+fn write_kernel_files(
+    boot: &BootInputs,
+    initrd: &Initrd,
+    [vmlinuz, initramfs, cmdline]: [&mut PendingOutput; 3],
+) -> Result<()> {
+    boot.kernel.content.copy_to(&boot.kernel.path, vmlinuz.file()?)?;
+    initrd.content.copy_to("the initramfs", initramfs.file()?)?;
+    let target = cmdline.target().display().to_string();
+    writeln!(cmdline.file()?, "{}", boot.cmdline).with_context(|| format!("cannot write `{target}`"))?;
+    Ok(())
 }
 
 /// `SOURCE_DATE_EPOCH` (reproducible-builds.org): the time every later timestamp is clamped to.
@@ -128,10 +186,10 @@ fn source_date_epoch() -> Result<Option<i64>> {
     }
 }
 
-/// The compressed initramfs, in an unlinked temporary file: its size must be known before the UKI's headers.
+/// The compressed initramfs, in an unlinked temporary file: its size must be known before the UKI's headers, and
+/// every format that carries it reads it from there (positionally, so readers never disturb each other).
 struct Initrd {
-    file: File,
-    len: u64,
+    content: Content,
 }
 
 fn build_initramfs(tree: &Tree, kernel: &Kernel, compression: Compression, epoch: Option<i64>) -> Result<Initrd> {
@@ -152,8 +210,7 @@ fn build_initramfs(tree: &Tree, kernel: &Kernel, compression: Compression, epoch
     let file = tempfile::tempfile().context("cannot create a temporary file for the initramfs")?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let stats = clay_initramfs::write(tree, &microcode, &opts, &mut out)?;
-    let mut file = out.into_inner().map_err(|e| anyhow!("cannot write the initramfs: {}", e.error()))?;
-    file.seek(SeekFrom::Start(0)).context("cannot read back the initramfs")?;
+    let file = out.into_inner().map_err(|e| anyhow!("cannot write the initramfs: {}", e.error()))?;
     for note in &stats.notes {
         warn(note);
     }
@@ -164,40 +221,32 @@ fn build_initramfs(tree: &Tree, kernel: &Kernel, compression: Compression, epoch
         human(stats.total_bytes),
         compression
     ));
-    Ok(Initrd { file, len: stats.total_bytes })
+    Ok(Initrd { content: Content::Range { file: std::sync::Arc::new(file), offset: 0, len: stats.total_bytes } })
 }
 
-struct UkiParts<'a> {
-    stub: &'a [u8],
-    kernel: &'a Kernel,
-    cmdline: &'a str,
-    osrel: Option<&'a [u8]>,
-    release: &'a str,
-}
-
-fn write_uki(output: &mut PendingOutput, parts: &UkiParts<'_>, initrd: &Initrd, epoch: Option<i64>) -> Result<()> {
+fn write_uki(output: &mut PendingOutput, parts: &BootInputs, initrd: &Initrd, epoch: Option<i64>) -> Result<()> {
     let linux = parts.kernel.content.read_all(&parts.kernel.path)?;
     let sbat = clay_pe::default_sbat(env!("CARGO_PKG_VERSION"));
-    let mut initrd_reader = std::io::BufReader::with_capacity(1 << 20, &initrd.file);
+    let mut initrd_reader = BufReader::with_capacity(1 << 20, initrd.content.reader("the initramfs")?);
     let mut linux_r = linux.as_slice();
     let mut cmdline_r = parts.cmdline.as_bytes();
     let mut uname_r = parts.release.as_bytes();
     let mut sbat_r = sbat.as_bytes();
-    let osrel = parts.osrel.unwrap_or_default();
+    let osrel = parts.osrel.as_deref().unwrap_or_default();
     let mut osrel_r = osrel;
     let mut sections = vec![clay_pe::SectionInput { name: ".linux", len: linux.len() as u64, data: &mut linux_r }];
     if !osrel.is_empty() {
         sections.push(clay_pe::SectionInput { name: ".osrel", len: osrel.len() as u64, data: &mut osrel_r });
     }
     sections.push(clay_pe::SectionInput { name: ".cmdline", len: parts.cmdline.len() as u64, data: &mut cmdline_r });
-    sections.push(clay_pe::SectionInput { name: ".initrd", len: initrd.len, data: &mut initrd_reader });
+    sections.push(clay_pe::SectionInput { name: ".initrd", len: initrd.content.len(), data: &mut initrd_reader });
     sections.push(clay_pe::SectionInput { name: ".uname", len: parts.release.len() as u64, data: &mut uname_r });
     sections.push(clay_pe::SectionInput { name: ".sbat", len: sbat.len() as u64, data: &mut sbat_r });
 
     let timestamp = epoch.map(|t| u32::try_from(t).unwrap_or(u32::MAX));
     let target = output.target().display().to_string();
     let mut out = BufWriter::with_capacity(1 << 20, output.file()?);
-    clay_pe::write_uki(parts.stub, &mut sections, timestamp, &mut out)
+    clay_pe::write_uki(&parts.stub, &mut sections, timestamp, &mut out)
         .with_context(|| format!("cannot write `{target}`"))?;
     out.flush().with_context(|| format!("cannot write `{target}`"))?;
     Ok(())
