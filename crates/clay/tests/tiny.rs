@@ -62,27 +62,7 @@ fn clay_run_boots_the_uki_with_its_console_on_stdout() {
     let efi = work.path().join("tiny.efi");
     build(root.to_str().unwrap(), &efi, &["--cmdline", TINY_CMDLINE]);
     // The tiny system powers off by itself (tiny.poweroff), which ends qemu and `clay run` with status 0.
-    let mut child = clay()
-        .args(["run", efi.to_str().unwrap(), "--memory", "1024"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("clay run did not end within 240 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
-    let out = child.wait_with_output().unwrap();
-    let console = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (status, console, stderr) = clay_run(&[efi.to_str().unwrap(), "--memory", "1024"], 240);
     assert!(status.success(), "clay run failed: {stderr}\n{console}");
     assert!(console.contains(TINY_MARKER), "{console}");
     assert!(stderr.contains("clay: booting"), "{stderr}");

@@ -97,3 +97,36 @@ pub fn debian_rootfs_tar() -> PathBuf {
     ));
     tar
 }
+
+/// Runs `clay run ARGS` without a terminal until qemu exits (the guest powers off), within `timeout_s`; returns the
+/// exit status, the console (stdout) and clay's own messages (stderr).
+pub fn clay_run(args: &[&str], timeout_s: u64) -> (std::process::ExitStatus, String, String) {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = clay()
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drain the pipes from threads so a chatty guest never blocks on a full pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || std::io::read_to_string(&mut stdout).unwrap_or_default());
+    let err = std::thread::spawn(move || std::io::read_to_string(&mut stderr).unwrap_or_default());
+    let deadline = Instant::now() + Duration::from_secs(timeout_s);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("clay run {args:?} did not end within {timeout_s} s:\n{}", out.join().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    (status, out.join().unwrap(), err.join().unwrap())
+}
