@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential pkg-config ca-certificates curl file util-linux   # building clay; setpriv, flock
-  qemu-system-x86 ovmf systemd-boot-efi                             # booting; the UKI stub
+  qemu-system-x86 qemu-utils ovmf systemd-boot-efi                  # booting; qemu-img oracle; the UKI stub
   busybox-static dpkg mmdebstrap                                    # the example systems
   cpio libarchive-tools zstd xz-utils lz4 gzip binutils             # test oracles and baselines
   attr libcap2-bin python3 hyperfine time                           # fixtures with xattrs; benchmarks
