@@ -9,6 +9,7 @@ packages=(
   qemu-system-x86 qemu-utils ovmf systemd-boot-efi                  # booting; qemu-img oracle; the UKI stub
   busybox-static dpkg mmdebstrap                                    # the example systems
   cpio libarchive-tools zstd xz-utils lz4 gzip binutils             # test oracles and baselines
+  gdisk fdisk dosfstools mtools xorriso                             # disk, FAT and ISO oracles
   attr libcap2-bin python3 hyperfine time                           # fixtures with xattrs; benchmarks
 )
 missing=()
