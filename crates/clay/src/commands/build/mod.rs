@@ -1,8 +1,10 @@
 //! `clay build`: root filesystem → tree → initramfs → Unified Kernel Image.
 
+use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -11,6 +13,10 @@ use clay_compress::Compression;
 use clay_kernel::Kernel;
 use clay_source::SourceSpec;
 use clay_tree::{Content, Kind, Tree};
+use clay_vdisk::VmFormat;
+
+mod disk;
+mod vm;
 
 use crate::output::{output_path, PendingOutput};
 
@@ -31,6 +37,18 @@ pub enum Format {
     /// The kernel, the initramfs and the command line as separate files (`.vmlinuz`, `.initrd`, `.cmdline`), for
     /// PXE/iPXE and direct kernel boot.
     Kernel,
+    /// A raw GPT disk (`.img`) with an EFI System Partition holding the UKI; sparse; `dd` it to a USB stick.
+    Raw,
+    /// The raw disk as a qcow2 image (QEMU, libvirt, OpenStack).
+    Qcow2,
+    /// The raw disk as a VMDK (monolithicSparse: VMware, VirtualBox).
+    Vmdk,
+    /// The raw disk as a VHDX (Hyper-V).
+    Vhdx,
+    /// The raw disk as a VDI (VirtualBox).
+    Vdi,
+    /// The raw disk as a dynamic VHD (Hyper-V, Azure, Virtual PC).
+    Vhd,
     /// The root filesystem as a tarball (`.tar`).
     Tar,
 }
@@ -41,8 +59,31 @@ impl Format {
         match self {
             Format::Efi => &["efi"],
             Format::Kernel => &["vmlinuz", "initrd", "cmdline"],
+            Format::Raw => &["img"],
+            Format::Qcow2 => &["qcow2"],
+            Format::Vmdk => &["vmdk"],
+            Format::Vhdx => &["vhdx"],
+            Format::Vdi => &["vdi"],
+            Format::Vhd => &["vhd"],
             Format::Tar => &["tar"],
         }
+    }
+
+    /// The VM disk container of this format, if it is one.
+    fn vm_format(self) -> Option<VmFormat> {
+        match self {
+            Format::Qcow2 => Some(VmFormat::Qcow2),
+            Format::Vmdk => Some(VmFormat::Vmdk),
+            Format::Vhdx => Some(VmFormat::Vhdx),
+            Format::Vdi => Some(VmFormat::Vdi),
+            Format::Vhd => Some(VmFormat::Vhd),
+            _ => None,
+        }
+    }
+
+    /// Whether the format holds a disk (and so a UKI inside it).
+    fn is_disk(self) -> bool {
+        self == Format::Raw || self.vm_format().is_some()
     }
 
     /// Whether the format boots, and so needs a kernel and an initramfs.
@@ -71,10 +112,29 @@ pub struct BuildArgs {
     /// The kernel inside the image, when it holds several (e.g. /boot/vmlinuz-lts).
     #[arg(long)]
     pub kernel: Option<String>,
+    /// Disk size, at least what the content needs: e.g. 512M, 2G (binary units). Default: just enough.
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<u64>,
     /// The systemd EFI stub to use [default: the image's, else this machine's, at
     /// /usr/lib/systemd/boot/efi/linuxx64.efi.stub].
     #[arg(long)]
     pub stub: Option<PathBuf>,
+}
+
+/// Sizes as DESIGN.md §2 writes them: a number with an optional binary unit, `512M`, `2G`, `1T`, `4096`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let text = s.trim();
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let shift = match unit.trim_end_matches("iB").trim_end_matches('B').to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("`{s}` is not a size; write it like 512M or 2G")),
+    };
+    let value: u64 = digits.parse().map_err(|_| format!("`{s}` is not a size; write it like 512M or 2G"))?;
+    value.checked_mul(1 << shift).ok_or_else(|| format!("`{s}` is too large"))
 }
 
 fn parse_compression(s: &str) -> Result<Compression, String> {
@@ -107,20 +167,63 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         Some(b) => Some(build_initramfs(&tree, &b.kernel, args.compression, epoch)?),
         None => None,
     };
+
+    // One UKI serves the .efi output and every disk; one raw disk serves every VM format.
+    let needs_uki = formats.iter().any(|f| *f == Format::Efi || f.is_disk());
+    let uki = match (&boot, &initrd) {
+        (Some(b), Some(initrd)) if needs_uki => {
+            let efi = outputs.iter_mut().find(|(f, _)| *f == Format::Efi).map(|(_, files)| &mut files[0]);
+            Some(match efi {
+                Some(out) => {
+                    let name = out.target().display().to_string();
+                    write_uki(out.file()?, &name, b, initrd, epoch)?
+                }
+                None => {
+                    let mut temp = tempfile::tempfile().context("cannot create a temporary file for the UKI")?;
+                    write_uki(&mut temp, "the UKI", b, initrd, epoch)?
+                }
+            })
+        }
+        _ => None,
+    };
+    let raw = match &uki {
+        Some(uki) if formats.iter().any(|f| f.is_disk()) => {
+            let plan = disk::plan(uki.content.len(), &uki.seed, epoch, args.size)?;
+            let (mut file, name) = match outputs.iter_mut().find(|(f, _)| *f == Format::Raw) {
+                Some((_, files)) => (files[0].file()?.try_clone()?, files[0].target().display().to_string()),
+                None => {
+                    (tempfile::tempfile().context("cannot create a temporary file for the disk")?, "the disk".into())
+                }
+            };
+            disk::write(&mut file, &plan, &uki.content, &name)?;
+            Some((file, plan.layout.disk_size))
+        }
+        _ => None,
+    };
+
     for (format, files) in &mut outputs {
         let format = *format;
-        match (format, boot.as_ref().zip(initrd.as_ref()), files.as_mut_slice()) {
-            (Format::Efi, Some((b, initrd)), [efi]) => write_uki(efi, b, initrd, epoch)?,
-            (Format::Kernel, Some((b, initrd)), [vmlinuz, initramfs, cmdline]) => {
+        match (format, files.as_mut_slice()) {
+            (Format::Efi | Format::Raw, _) => {} // written above
+            (Format::Kernel, [vmlinuz, initramfs, cmdline]) => {
+                let (Some(b), Some(initrd)) = (&boot, &initrd) else {
+                    bail!("internal error: no kernel for {format:?}")
+                };
                 write_kernel_files(b, initrd, [vmlinuz, initramfs, cmdline])?
             }
-            (Format::Tar, _, [tar]) => {
+            (Format::Tar, [tar]) => {
                 let opts = clay_tarball::Options { clamp_mtime: epoch };
                 let target = tar.target().display().to_string();
                 let mut out = BufWriter::with_capacity(1 << 20, tar.file()?);
                 let entries = clay_tarball::write_tarball(&tree, &opts, &mut out)?;
                 out.flush().with_context(|| format!("cannot write `{target}`"))?;
                 status(&format!("tarball: {entries} entries"));
+            }
+            (_, [out]) if format.vm_format().is_some() => {
+                let (Some((file, size)), Some(uki), Some(vm)) = (&raw, &uki, format.vm_format()) else {
+                    bail!("internal error: no raw disk for {format:?}")
+                };
+                vm::write_vm_disk(&vm::RawFile { file, size: *size }, vm, uki.seed, epoch, out)?;
             }
             _ => bail!("internal error: outputs of {format:?} were not prepared"),
         }
@@ -221,10 +324,18 @@ fn build_initramfs(tree: &Tree, kernel: &Kernel, compression: Compression, epoch
         human(stats.total_bytes),
         compression
     ));
-    Ok(Initrd { content: Content::Range { file: std::sync::Arc::new(file), offset: 0, len: stats.total_bytes } })
+    Ok(Initrd { content: Content::Range { file: Arc::new(file), offset: 0, len: stats.total_bytes } })
 }
 
-fn write_uki(output: &mut PendingOutput, parts: &BootInputs, initrd: &Initrd, epoch: Option<i64>) -> Result<()> {
+/// The UKI as written: its bytes (for the disks that carry it) and a seed for every identifier derived from it
+/// (disk and partition GUIDs, volume IDs): the first half of its SHA-256, so the same OS gets the same
+/// identifiers and a different OS different ones.
+struct Uki {
+    content: Content,
+    seed: [u8; 16],
+}
+
+fn write_uki(file: &mut File, name: &str, parts: &BootInputs, initrd: &Initrd, epoch: Option<i64>) -> Result<Uki> {
     let linux = parts.kernel.content.read_all(&parts.kernel.path)?;
     let sbat = clay_pe::default_sbat(env!("CARGO_PKG_VERSION"));
     let mut initrd_reader = BufReader::with_capacity(1 << 20, initrd.content.reader("the initramfs")?);
@@ -244,12 +355,45 @@ fn write_uki(output: &mut PendingOutput, parts: &BootInputs, initrd: &Initrd, ep
     sections.push(clay_pe::SectionInput { name: ".sbat", len: sbat.len() as u64, data: &mut sbat_r });
 
     let timestamp = epoch.map(|t| u32::try_from(t).unwrap_or(u32::MAX));
-    let target = output.target().display().to_string();
-    let mut out = BufWriter::with_capacity(1 << 20, output.file()?);
-    clay_pe::write_uki(&parts.stub, &mut sections, timestamp, &mut out)
-        .with_context(|| format!("cannot write `{target}`"))?;
-    out.flush().with_context(|| format!("cannot write `{target}`"))?;
-    Ok(())
+    let mut out = Hashing::new(BufWriter::with_capacity(1 << 20, &mut *file));
+    let len = clay_pe::write_uki(&parts.stub, &mut sections, timestamp, &mut out)
+        .with_context(|| format!("cannot write `{name}`"))?;
+    let (buffered, digest) = out.finish();
+    buffered.into_inner().map_err(|e| anyhow!("cannot write `{name}`: {}", e.error()))?;
+    let mut seed = [0u8; 16];
+    seed.copy_from_slice(&digest[..16]);
+    let reader = file.try_clone().with_context(|| format!("cannot read back `{name}`"))?;
+    Ok(Uki { content: Content::Range { file: Arc::new(reader), offset: 0, len }, seed })
+}
+
+/// A writer that hashes (SHA-256) what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+}
+
+impl<W: Write> Hashing<W> {
+    fn new(inner: W) -> Self {
+        Hashing { inner, hasher: sha2::Sha256::default() }
+    }
+
+    fn finish(self) -> (W, [u8; 32]) {
+        use sha2::Digest;
+        (self.inner, self.hasher.finalize().into())
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The EFI stub: `--stub`, else the image's, else this machine's.

@@ -1,0 +1,115 @@
+//! Disks and VM images: each proven by its reference tool and by booting it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// Builds the tiny system into `out/tiny.*` with the given formats and a fixed SOURCE_DATE_EPOCH.
+fn build_tiny(work: &Path, name: &str, formats: &[&str], extra: &[&str]) -> PathBuf {
+    let root = work.join("rootfs");
+    if !root.exists() {
+        tiny_system(&root);
+    }
+    let base = work.join(name);
+    let mut cmd = clay();
+    cmd.args(["build", root.to_str().unwrap(), "-o", base.to_str().unwrap(), "--cmdline", TINY_CMDLINE]);
+    for f in formats {
+        cmd.args(["--format", f]);
+    }
+    let out = cmd.args(extra).env("SOURCE_DATE_EPOCH", "1700000000").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    base
+}
+
+fn with_ext(base: &Path, ext: &str) -> PathBuf {
+    PathBuf::from(format!("{}.{ext}", base.display()))
+}
+
+#[test]
+fn raw_disk_passes_sgdisk_and_fsck_and_boots_under_ovmf() {
+    let work = tempfile::tempdir().unwrap();
+    let base = build_tiny(work.path(), "tiny", &["efi", "raw"], &[]);
+    let img = with_ext(&base, "img");
+    let verify = sh(&format!("sgdisk -v {}", img.display()));
+    assert!(verify.contains("No problems found"), "{verify}");
+    let table = sh(&format!("sgdisk -p {}", img.display()));
+    assert!(table.contains("EF00") && table.contains("ESP"), "{table}");
+    // The ESP alone passes fsck.vfat, and holds the UKI byte for byte at the removable-media path.
+    let esp = work.path().join("esp.img");
+    sh(&format!(
+        "start=$(sgdisk -i 1 {img} | awk '/First sector/ {{print $3}}'); end=$(sgdisk -i 1 {img} | awk '/Last sector/ {{print $3}}')
+         dd if={img} of={esp} bs=512 skip=$start count=$((end - start + 1)) status=none
+         fsck.vfat -n {esp}",
+        img = img.display(),
+        esp = esp.display()
+    ));
+    let copied = sh(&format!("mcopy -n -i {} ::/EFI/BOOT/BOOTX64.EFI - | sha256sum", esp.display()));
+    let original = sh(&format!("sha256sum < {}", with_ext(&base, "efi").display()));
+    assert_eq!(copied, original, "the ESP holds the UKI");
+    // Sparse: far fewer blocks allocated than the disk's size.
+    let allocated = sh(&format!("du -B1 {} | cut -f1", img.display())).trim().parse::<u64>().unwrap();
+    assert!(allocated < std::fs::metadata(&img).unwrap().len() / 2, "the raw disk is sparse");
+
+    let (status, console, stderr) = clay_run(&[img.to_str().unwrap()], 240);
+    assert!(status.success() && console.contains(TINY_MARKER), "{stderr}\n{console}");
+}
+
+#[test]
+fn vm_formats_hold_the_raw_disk_and_qcow2_boots() {
+    let work = tempfile::tempdir().unwrap();
+    let formats = ["raw", "qcow2", "vmdk", "vhdx", "vdi", "vhd"];
+    let base = build_tiny(work.path(), "tiny", &formats, &[]);
+    let img = with_ext(&base, "img");
+    for (ext, qemu_name) in [("qcow2", "qcow2"), ("vmdk", "vmdk"), ("vhdx", "vhdx"), ("vdi", "vdi"), ("vhd", "vpc")] {
+        let file = with_ext(&base, ext);
+        let info = sh(&format!("qemu-img info --output=json {}", file.display()));
+        assert!(info.contains(&format!("\"format\": \"{qemu_name}\"")), "{ext}: {info}");
+        if ext != "vhd" {
+            // qemu has no consistency check for VHD; compare covers it.
+            sh(&format!("qemu-img check -f {qemu_name} {}", file.display()));
+        }
+        let same = sh(&format!("qemu-img compare -f raw -F {qemu_name} {} {}", img.display(), file.display()));
+        assert!(same.contains("Images are identical"), "{ext}: {same}");
+    }
+    let (status, console, stderr) = clay_run(&[with_ext(&base, "qcow2").to_str().unwrap()], 240);
+    assert!(status.success() && console.contains(TINY_MARKER), "{stderr}\n{console}");
+}
+
+#[test]
+fn disks_are_bit_identical_across_builds_and_grow_with_size() {
+    let work = tempfile::tempdir().unwrap();
+    let a = build_tiny(work.path(), "a", &["raw", "qcow2"], &[]);
+    sh(&format!("find {} -exec touch -h {{}} +", work.path().join("rootfs").display()));
+    let b = build_tiny(work.path(), "b", &["raw", "qcow2"], &[]);
+    for ext in ["img", "qcow2"] {
+        let (x, y) = (std::fs::read(with_ext(&a, ext)).unwrap(), std::fs::read(with_ext(&b, ext)).unwrap());
+        assert!(x == y, "two .{ext} builds differ");
+    }
+    let big = build_tiny(work.path(), "big", &["raw"], &["--size", "1G"]);
+    assert_eq!(std::fs::metadata(with_ext(&big, "img")).unwrap().len(), 1 << 30);
+    let verify = sh(&format!("sgdisk -v {}", with_ext(&big, "img").display()));
+    assert!(verify.contains("No problems found"), "{verify}");
+}
+
+#[test]
+fn a_size_too_small_or_an_unknown_format_is_refused_with_nothing_written() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tiny_system(&root);
+    let out = work.path().join("out");
+    let err =
+        clay_err(clay().args(["build", root.to_str().unwrap(), "-f", "raw", "--size", "10M", "-o"]).arg(out.join("x")));
+    assert!(err.contains("the partitions need a disk of at least"), "{err}");
+    assert!(err.contains("but the requested size is 10485760 bytes"), "{err}");
+    let err = clay_err(clay().args(["build", root.to_str().unwrap(), "-f", "floppy", "-o"]).arg(out.join("x")));
+    assert!(err.contains("invalid value 'floppy'"), "{err}");
+    let err = clay_err(
+        clay().args(["build", root.to_str().unwrap(), "-f", "raw", "--size", "lots", "-o"]).arg(out.join("x")),
+    );
+    assert!(err.contains("`lots` is not a size; write it like 512M or 2G"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&out).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
