@@ -53,6 +53,13 @@ fn raw_disk_passes_sgdisk_and_fsck_and_boots_under_ovmf() {
     let allocated = sh(&format!("du -B1 {} | cut -f1", img.display())).trim().parse::<u64>().unwrap();
     assert!(allocated < std::fs::metadata(&img).unwrap().len() / 2, "the raw disk is sparse");
 
+    let shown = String::from_utf8(clay_ok(&["inspect", img.to_str().unwrap()]).stdout).unwrap();
+    assert!(shown.contains("GPT disk") && shown.contains("EFI System Partition"), "{shown}");
+    assert!(shown.contains("EFI/BOOT/BOOTX64.EFI"), "{shown}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&clay_ok(&["inspect", "--json", img.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(json["partitions"][0]["files"][0]["path"], "EFI/BOOT/BOOTX64.EFI");
+
     let (status, console, stderr) = clay_run(&[img.to_str().unwrap()], 240);
     assert!(status.success() && console.contains(TINY_MARKER), "{stderr}\n{console}");
 }
@@ -74,6 +81,8 @@ fn vm_formats_hold_the_raw_disk_and_qcow2_boots() {
         let same = sh(&format!("qemu-img compare -f raw -F {qemu_name} {} {}", img.display(), file.display()));
         assert!(same.contains("Images are identical"), "{ext}: {same}");
     }
+    let shown = String::from_utf8(clay_ok(&["inspect", with_ext(&base, "vdi").to_str().unwrap()]).stdout).unwrap();
+    assert!(shown.contains("vdi image"), "{shown}");
     let (status, console, stderr) = clay_run(&[with_ext(&base, "qcow2").to_str().unwrap()], 240);
     assert!(status.success() && console.contains(TINY_MARKER), "{stderr}\n{console}");
 }

@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use clay_pe::{PeInfo, SectionInfo};
 use serde::Serialize;
@@ -25,6 +25,53 @@ pub struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What `clay inspect` found: a UKI, a disk, or a VM disk image.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Inspected {
+    Uki(Report),
+    Disk(DiskReport),
+    VmDisk(VmReport),
+}
+
+#[derive(Debug, Serialize)]
+struct DiskReport {
+    path: String,
+    kind: &'static str,
+    size: u64,
+    disk_guid: String,
+    partitions: Vec<PartitionReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct PartitionReport {
+    number: u32,
+    name: String,
+    type_guid: String,
+    type_name: &'static str,
+    guid: String,
+    offset: u64,
+    size: u64,
+    /// Files of a FAT partition (the ESP), with their sizes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    files: Vec<FileReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct FileReport {
+    path: String,
+    size: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct VmReport {
+    path: String,
+    kind: &'static str,
+    format: String,
+    size: u64,
+    virtual_size: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -51,25 +98,121 @@ struct Section {
 }
 
 pub fn run(args: InspectArgs) -> Result<ExitCode> {
-    let report = inspect(&args.image)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_text(&report);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn inspect(path: &Path) -> Result<Report> {
+    let path = &args.image;
     let file = File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
     let size = file.metadata()?.len();
     let mut head = Vec::new();
     (&file).take(HEADER_PREFIX).read_to_end(&mut head)?;
+    let inspected = if head.starts_with(PE_DOS_MAGIC) {
+        Inspected::Uki(inspect_uki(path, &file, &head, size)?)
+    } else if head.get(GPT_HEADER_OFFSET..GPT_HEADER_OFFSET + 8) == Some(GPT_SIGNATURE) {
+        Inspected::Disk(inspect_disk(path, &file, size)?)
+    } else if let Some(vm) = identify_vm(&file, size)? {
+        Inspected::VmDisk(VmReport { path: path.display().to_string(), kind: "VM disk image", ..vm })
+    } else {
+        bail!("`{}` is not an image clay knows: not a UKI, a GPT disk or a VM disk image", path.display())
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&inspected)?);
+    } else {
+        match &inspected {
+            Inspected::Uki(r) => print_text(r),
+            Inspected::Disk(r) => print_disk(r),
+            Inspected::VmDisk(r) => {
+                println!("{}: {} image, {} ({} virtual)", r.path, r.format, human(r.size), human(r.virtual_size))
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "MZ": the DOS header every PE image starts with (PE/COFF spec, "MS-DOS Stub").
+const PE_DOS_MAGIC: &[u8] = b"MZ";
+/// The GPT header's signature at LBA 1 (UEFI 2.10 §5.3.2).
+const GPT_SIGNATURE: &[u8] = b"EFI PART";
+const GPT_HEADER_OFFSET: usize = 512;
+
+fn inspect_disk(path: &Path, file: &File, size: u64) -> Result<DiskReport> {
+    let mut first = vec![0u8; clay_gpt::READ_LEN];
+    file.read_exact_at(&mut first, 0).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let table = clay_gpt::read_gpt(&first, size).with_context(|| format!("`{}` has a damaged GPT", path.display()))?;
+    let mut partitions = Vec::new();
+    for p in &table.partitions {
+        let files = if p.type_guid == clay_gpt::types::ESP {
+            let mut window = clay_fat::Window::new(file, p.offset(), p.len())?;
+            let listed = clay_fat::list_fat(&mut window).unwrap_or_default();
+            listed.into_iter().map(|(path, size)| FileReport { path, size }).collect()
+        } else {
+            Vec::new()
+        };
+        partitions.push(PartitionReport {
+            number: p.number,
+            name: p.name.clone(),
+            type_guid: p.type_guid.to_string(),
+            type_name: type_name(p.type_guid),
+            guid: p.guid.to_string(),
+            offset: p.offset(),
+            size: p.len(),
+            files,
+        });
+    }
+    let disk_guid = table.disk_guid.to_string();
+    Ok(DiskReport { path: path.display().to_string(), kind: "GPT disk", size, disk_guid, partitions })
+}
+
+fn type_name(guid: clay_gpt::Guid) -> &'static str {
+    use clay_gpt::types;
+    match guid {
+        g if g == types::ESP => "EFI System Partition",
+        g if g == types::ROOT_X86_64 => "root (x86-64)",
+        g if g == types::ROOT_VERITY_X86_64 => "root verity (x86-64)",
+        g if g == types::LINUX_DATA => "Linux data",
+        g if g == types::BIOS_BOOT => "BIOS boot",
+        g if g == types::XBOOTLDR => "XBOOTLDR",
+        _ => "unknown",
+    }
+}
+
+fn identify_vm(file: &File, size: u64) -> Result<Option<VmReport>> {
+    let head_len = clay_vdisk::IDENTIFY_HEAD_LEN.min(usize::try_from(size).unwrap_or(usize::MAX));
+    let mut head = vec![0u8; head_len];
+    file.read_exact_at(&mut head, 0)?;
+    let tail_len = clay_vdisk::IDENTIFY_TAIL_LEN.min(usize::try_from(size).unwrap_or(usize::MAX));
+    let mut tail = vec![0u8; tail_len];
+    file.read_exact_at(&mut tail, size - tail_len as u64)?;
+    Ok(clay_vdisk::identify(&head, &tail, size).map(|(format, virtual_size)| VmReport {
+        path: String::new(),
+        kind: "",
+        format: format.to_string(),
+        size,
+        virtual_size,
+    }))
+}
+
+fn print_disk(r: &DiskReport) {
+    println!("{}: {}, {}, disk GUID {}", r.path, r.kind, human(r.size), r.disk_guid);
+    for p in &r.partitions {
+        println!(
+            "  {} {:<8} {:<22} {:>10} at {:#x}  {}",
+            p.number,
+            p.name,
+            p.type_name,
+            human(p.size),
+            p.offset,
+            p.guid
+        );
+        for f in &p.files {
+            println!("      {} ({})", f.path, human(f.size));
+        }
+    }
+}
+
+fn inspect_uki(path: &Path, file: &File, head: &[u8], size: u64) -> Result<Report> {
     let info: PeInfo =
-        clay_pe::read_sections(&head).with_context(|| format!("`{}` is not a Unified Kernel Image", path.display()))?;
+        clay_pe::read_sections(head).with_context(|| format!("`{}` is not a Unified Kernel Image", path.display()))?;
     let text = |name: &str| -> Result<Option<String>> {
         match section(&info, name) {
-            Some(s) => Ok(Some(String::from_utf8_lossy(&read_section(&file, s, MAX_TEXT_SECTION)?).into_owned())),
+            Some(s) => Ok(Some(String::from_utf8_lossy(&read_section(file, s, MAX_TEXT_SECTION)?).into_owned())),
             None => Ok(None),
         }
     };
@@ -79,7 +222,7 @@ fn inspect(path: &Path) -> Result<Report> {
     let mut kernel_release = text(".uname")?.map(|s| s.trim().to_owned());
     if kernel_release.is_none() {
         if let Some(linux) = section(&info, ".linux") {
-            kernel_release = clay_kernel::bzimage_release(&read_section(&file, linux, 0x1000)?);
+            kernel_release = clay_kernel::bzimage_release(&read_section(file, linux, 0x1000)?);
         }
     }
     let initrd_compression = match section(&info, ".initrd") {
