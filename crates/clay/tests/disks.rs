@@ -122,3 +122,73 @@ fn a_size_too_small_or_an_unknown_format_is_refused_with_nothing_written() {
     let left: Vec<_> = std::fs::read_dir(&out).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn hybrid_iso_boots_as_cdrom_on_both_firmwares_and_as_a_disk_under_ovmf() {
+    let work = tempfile::tempdir().unwrap();
+    let base = build_tiny(work.path(), "tiny", &["iso"], &["--firmware", "hybrid"]);
+    let iso = with_ext(&base, "iso");
+    let report = sh(&format!("xorriso -indev {} -report_el_torito plain 2>/dev/null", iso.display()));
+    let entries: Vec<&str> = report.lines().filter(|l| l.starts_with("El Torito boot img :")).collect();
+    assert!(entries.iter().any(|l| l.contains(" BIOS ")) && entries.iter().any(|l| l.contains(" UEFI ")), "{report}");
+    let verify = sh(&format!("sgdisk -v {}", iso.display()));
+    assert!(verify.contains("No problems found"), "{verify}");
+    for firmware in ["bios", "uefi"] {
+        let (status, console, stderr) = clay_run(&[iso.to_str().unwrap(), "--firmware", firmware], 240);
+        assert!(status.success() && console.contains(TINY_MARKER), "CD-ROM under {firmware}: {stderr}\n{console}");
+    }
+    // The same file written to a USB stick: a disk, booted by OVMF through the hybrid GPT.
+    let boot = clay_qemu::Boot::Disk { path: iso.clone(), format: clay_qemu::DiskFormat::Raw };
+    let vm = clay_qemu::Vm::prepare(&clay_qemu::RunOptions::new(boot), &mut |n| eprintln!("{n}")).unwrap();
+    let console = vm.run_until(TINY_MARKER, std::time::Duration::from_secs(240)).unwrap();
+    assert!(console.contains("tiny: pid 1"), "{console}");
+}
+
+#[test]
+fn isos_are_bit_identical_across_builds() {
+    let work = tempfile::tempdir().unwrap();
+    let a = build_tiny(work.path(), "a", &["iso"], &["--firmware", "hybrid"]);
+    sh(&format!("find {} -exec touch -h {{}} +", work.path().join("rootfs").display()));
+    let b = build_tiny(work.path(), "b", &["iso"], &["--firmware", "hybrid"]);
+    assert!(std::fs::read(with_ext(&a, "iso")).unwrap() == std::fs::read(with_ext(&b, "iso")).unwrap());
+}
+
+/// Runs clay in a private mount namespace where `hidden` directories of this machine are empty: a machine without
+/// the package that installs them. Needs root, as CI has.
+fn clay_without(hidden: &[&str], args: &[&str]) -> (bool, String) {
+    let mounts: String = hidden.iter().map(|d| format!("mount -t tmpfs clay-hidden {d} && ")).collect();
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    let script = format!("{mounts}exec {} {}", env!("CARGO_BIN_EXE_clay"), quoted.join(" "));
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn missing_boot_code_packages_are_named() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tiny_system(&root);
+    let out = work.path().join("out");
+    let target = out.join("x");
+    let (ok, err) = clay_without(
+        &["/usr/lib/ISOLINUX"],
+        &["build", root.to_str().unwrap(), "-f", "iso", "--firmware", "bios", "-o", target.to_str().unwrap()],
+    );
+    assert!(!ok);
+    assert!(err.contains("install the isolinux and syslinux-common packages"), "{err}");
+    let (ok, err) = clay_without(
+        &["/usr/lib/systemd/boot/efi"],
+        &["build", root.to_str().unwrap(), "-f", "efi", "-o", target.to_str().unwrap()],
+    );
+    assert!(!ok);
+    assert!(err.contains("no systemd EFI stub found in the image or on this machine"), "{err}");
+    assert!(err.contains("install systemd-boot-efi"), "{err}");
+    let err =
+        clay_err(clay().args(["build", root.to_str().unwrap(), "-f", "raw", "--firmware", "bios", "-o"]).arg(&target));
+    assert!(err.contains("--firmware bios is not available yet for raw disks"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&out).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -16,6 +16,7 @@ use clay_tree::{Content, Kind, Tree};
 use clay_vdisk::VmFormat;
 
 mod disk;
+mod iso;
 mod vm;
 
 use crate::output::{output_path, PendingOutput};
@@ -37,6 +38,9 @@ pub enum Format {
     /// The kernel, the initramfs and the command line as separate files (`.vmlinuz`, `.initrd`, `.cmdline`), for
     /// PXE/iPXE and direct kernel boot.
     Kernel,
+    /// A hybrid ISO (`.iso`): boots as a CD-ROM or written raw to a USB stick, on UEFI (the UKI) and, with
+    /// `--firmware bios|hybrid`, on legacy BIOS (isolinux).
+    Iso,
     /// A raw GPT disk (`.img`) with an EFI System Partition holding the UKI; sparse; `dd` it to a USB stick.
     Raw,
     /// The raw disk as a qcow2 image (QEMU, libvirt, OpenStack).
@@ -59,6 +63,7 @@ impl Format {
         match self {
             Format::Efi => &["efi"],
             Format::Kernel => &["vmlinuz", "initrd", "cmdline"],
+            Format::Iso => &["iso"],
             Format::Raw => &["img"],
             Format::Qcow2 => &["qcow2"],
             Format::Vmdk => &["vmdk"],
@@ -67,6 +72,11 @@ impl Format {
             Format::Vhd => &["vhd"],
             Format::Tar => &["tar"],
         }
+    }
+
+    /// The name `--format` spells.
+    fn name(self) -> String {
+        self.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
     }
 
     /// The VM disk container of this format, if it is one.
@@ -92,6 +102,17 @@ impl Format {
     }
 }
 
+/// Which firmware the images boot on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Firmware {
+    /// UEFI only.
+    Uefi,
+    /// Legacy BIOS only.
+    Bios,
+    /// Both.
+    Hybrid,
+}
+
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// The root filesystem: a directory, `dir:PATH`, or `tar:PATH` (plain, gzip, zstd or xz).
@@ -112,6 +133,9 @@ pub struct BuildArgs {
     /// The kernel inside the image, when it holds several (e.g. /boot/vmlinuz-lts).
     #[arg(long)]
     pub kernel: Option<String>,
+    /// The firmware the disk and ISO images boot on.
+    #[arg(long, value_enum, default_value = "uefi")]
+    pub firmware: Firmware,
     /// Disk size, at least what the content needs: e.g. 512M, 2G (binary units). Default: just enough.
     #[arg(long, value_parser = parse_size)]
     pub size: Option<u64>,
@@ -152,6 +176,17 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         }
     }
 
+    if args.firmware != Firmware::Uefi {
+        if let Some(f) = formats.iter().find(|f| f.is_disk()) {
+            bail!(
+                "--firmware {} is not available yet for {} disks, which boot on UEFI; build --format iso for \
+                 legacy BIOS machines",
+                if args.firmware == Firmware::Bios { "bios" } else { "hybrid" },
+                f.name()
+            );
+        }
+    }
+
     status(&format!("reading {}", spec.describe()));
     let tree = clay_source::read(&spec, &mut |w| warn(&w.0))?;
     let boot = if formats.iter().any(|f| f.boots()) { Some(BootInputs::find(&tree, &args)?) } else { None };
@@ -169,7 +204,14 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     };
 
     // One UKI serves the .efi output and every disk; one raw disk serves every VM format.
-    let needs_uki = formats.iter().any(|f| *f == Format::Efi || f.is_disk());
+    let needs_uki = formats.iter().any(|f| *f == Format::Efi || f.is_disk())
+        || (formats.contains(&Format::Iso) && args.firmware != Firmware::Bios);
+    // BIOS boot code is looked up before any output is written, so a missing package fails fast.
+    let bios_code = if formats.contains(&Format::Iso) && args.firmware != Firmware::Uefi {
+        Some(iso::BiosCode::find(&tree)?)
+    } else {
+        None
+    };
     let uki = match (&boot, &initrd) {
         (Some(b), Some(initrd)) if needs_uki => {
             let efi = outputs.iter_mut().find(|(f, _)| *f == Format::Efi).map(|(_, files)| &mut files[0]);
@@ -205,6 +247,25 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         let format = *format;
         match (format, files.as_mut_slice()) {
             (Format::Efi | Format::Raw, _) => {} // written above
+            (Format::Iso, [out]) => {
+                let (Some(b), Some(initrd)) = (&boot, &initrd) else { bail!("internal error: no kernel for the ISO") };
+                let (uki_content, seed) = match &uki {
+                    Some(u) => (u.content.clone(), u.seed),
+                    // A BIOS-only ISO has no UKI; its identifiers come from the initramfs' size and the kernel.
+                    None => (Content::from_bytes(Vec::new()), bios_only_seed(b, initrd)),
+                };
+                let inputs = iso::IsoInputs {
+                    uki: &uki_content,
+                    kernel: &b.kernel.content,
+                    initrd: &initrd.content,
+                    cmdline: &b.cmdline,
+                    uefi: args.firmware != Firmware::Bios,
+                    bios: bios_code.as_ref(),
+                    seed,
+                    epoch,
+                };
+                iso::write(out, &inputs)?;
+            }
             (Format::Kernel, [vmlinuz, initramfs, cmdline]) => {
                 let (Some(b), Some(initrd)) = (&boot, &initrd) else {
                     bail!("internal error: no kernel for {format:?}")
@@ -364,6 +425,21 @@ fn write_uki(file: &mut File, name: &str, parts: &BootInputs, initrd: &Initrd, e
     seed.copy_from_slice(&digest[..16]);
     let reader = file.try_clone().with_context(|| format!("cannot read back `{name}`"))?;
     Ok(Uki { content: Content::Range { file: Arc::new(reader), offset: 0, len }, seed })
+}
+
+/// Identifiers for an image without a UKI (a BIOS-only ISO): a hash of the command line, the kernel release and the
+/// initramfs' size — stable for the same input, different for a different OS.
+fn bios_only_seed(boot: &BootInputs, initrd: &Initrd) -> [u8; 16] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::default();
+    h.update(boot.cmdline.as_bytes());
+    h.update([0]);
+    h.update(boot.release.as_bytes());
+    h.update(initrd.content.len().to_le_bytes());
+    let digest: [u8; 32] = h.finalize().into();
+    let mut seed = [0u8; 16];
+    seed.copy_from_slice(&digest[..16]);
+    seed
 }
 
 /// A writer that hashes (SHA-256) what passes through it.
