@@ -54,12 +54,13 @@ impl PendingOutput {
         Ok(self.temp.as_mut().context("the output was already committed")?.as_file_mut())
     }
 
-    /// Flushes the file to disk and renames it to its final name.
+    /// Renames the file to its final name. Like other build tools, clay does not fsync: an output is whole once
+    /// clay exits successfully, and an interrupted run leaves none; durability across power loss is the
+    /// filesystem's (and `sync`'s) business, and fsyncing hundreds of megabytes would dominate the build.
     pub fn commit(mut self) -> Result<PathBuf> {
         let temp = self.temp.take().context("the output was already committed")?;
         let temp_path = temp.path().to_owned();
         let result = (|| {
-            temp.as_file().sync_all().with_context(|| format!("cannot write `{}`", self.target.display()))?;
             // Outputs are readable like any build artifact, not 0600 as temporary files are created.
             set_mode(temp.as_file(), 0o644)?;
             temp.persist(&self.target).with_context(|| format!("cannot create `{}`", self.target.display()))?;

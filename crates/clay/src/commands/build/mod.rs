@@ -243,8 +243,9 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         _ => None,
     };
 
-    for (format, files) in &mut outputs {
-        let format = *format;
+    // The remaining outputs only read what is shared (the tree, the UKI, the raw disk) and each writes its own
+    // file, so they are written side by side: after compression, copying into them is what costs.
+    let write_one = |format: Format, files: &mut Vec<PendingOutput>| -> Result<()> {
         match (format, files.as_mut_slice()) {
             (Format::Efi | Format::Raw, _) => {} // written above
             (Format::Iso, [out]) => {
@@ -288,7 +289,13 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
             }
             _ => bail!("internal error: outputs of {format:?} were not prepared"),
         }
-    }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> =
+            outputs.iter_mut().map(|(format, files)| scope.spawn(|| write_one(*format, files))).collect();
+        jobs.into_iter().try_for_each(|job| job.join().unwrap_or_else(|_| bail!("internal error: a writer panicked")))
+    })?;
     for (_, files) in outputs {
         for file in files {
             let written = file.commit()?;

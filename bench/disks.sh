@@ -1,0 +1,40 @@
+#!/bin/bash
+# Issue 3's speed target, measured side by side in one run on the Debian example system: producing raw + iso +
+# qcow2 together must cost at most 1.15 × producing the UKI alone (the disks share its initramfs and UKI).
+# Run as root after scripts/setup.sh:  bench/disks.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-5}
+cache=${CLAY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/claylinux}
+key=$(sha256sum examples/debian/make-rootfs.sh | cut -c1-12)
+tarball=$cache/debian-bookworm-$key.tar   # the same file the Debian boot test caches
+mkdir -p "$cache"
+[ -s "$tarball" ] || { bash examples/debian/make-rootfs.sh "$tarball.tmp.tar" && mv "$tarball.tmp.tar" "$tarball"; }
+
+cargo build --release --locked -p clay >/dev/null 2>&1
+clay=$PWD/target/release/clay
+work=$(mktemp -d /var/tmp/clay-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir "$work/root"
+tar -xpf "$tarball" -C "$work/root" --numeric-owner --xattrs --xattrs-include='*'
+
+uki="$clay build $work/root -f efi -o $work/uki 2>/dev/null"
+disks="$clay build $work/root -f raw -f iso -f qcow2 -o $work/disks 2>/dev/null"
+all="$clay build $work/root -f efi -f raw -f iso -f qcow2 -f vmdk -f vhdx -f vdi -f vhd --firmware uefi -o $work/all 2>/dev/null"
+hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$work/times.json" \
+  -n uki "$uki" -n raw+iso+qcow2 "$disks" -n every-disk-format "$all" >&2
+
+peak() { /usr/bin/time -f %M bash -c "$1" 2>&1 >/dev/null | tail -n1; }
+python3 - "$work/times.json" "$(peak "$uki")" "$(peak "$disks")" <<'PY'
+import json, sys
+times = {r["command"]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}
+peaks = {"uki": int(sys.argv[2]), "raw+iso+qcow2": int(sys.argv[3])}
+print("| command | median s | vs UKI alone | peak RSS |")
+print("|---|---|---|---|")
+for name, t in times.items():
+    rss = f"{peaks[name] / 1024:.0f} MiB" if name in peaks else "-"
+    print(f"| {name} | {t:.2f} | {t / times['uki']:.2f} | {rss} |")
+ok = times["raw+iso+qcow2"] <= 1.15 * times["uki"]
+print("target (raw+iso+qcow2 ≤ 1.15 × UKI alone):", "met" if ok else "NOT met")
+sys.exit(0 if ok else 1)
+PY
