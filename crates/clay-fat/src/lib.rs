@@ -2,8 +2,11 @@
 //!
 //! Implements the "Microsoft FAT Specification" (2005) as UEFI 2.10 §13.3 requires for the ESP. Every file is one
 //! contiguous run of clusters, so writing a 200 MB UKI costs about what copying it does: the data streams from the
-//! caller's reader straight to its place. The volume ID, label and timestamps come from [`FatOptions`]; nothing
-//! reads the clock or a random source, so the same inputs give the same bytes.
+//! caller's reader straight to its place. [`FatLayout`] plans a volume without its data, so the caller can write
+//! the metadata and then put each file at its offset itself (a kernel-side copy into a disk image), or stream a
+//! one-file volume whole with [`VolumeReader`] (an ISO's `efiboot.img`) without a temporary image. The volume ID,
+//! label and timestamps come from [`FatOptions`]; nothing reads the clock or a random source, so the same inputs
+//! give the same bytes.
 //!
 //! Sizes: the cluster size follows Microsoft's formatter (512-byte clusters up to 260 MiB, 4 KiB up to 8 GiB, …),
 //! and a FAT32 volume needs at least 65,525 clusters, so the smallest volume is 33 MiB (see [`MIN_SIZE`]).
@@ -11,9 +14,12 @@
 
 mod error;
 mod geometry;
+mod layout;
+mod metadata;
 mod names;
 mod ondisk;
 mod read;
+mod stream;
 mod time;
 mod tree;
 mod window;
@@ -23,7 +29,9 @@ use std::fmt;
 use std::io::Read;
 
 pub use error::FatError;
+pub use layout::FatLayout;
 pub use read::list_fat;
+pub use stream::VolumeReader;
 pub use tree::MAX_FILE_LEN;
 pub use window::Window;
 pub use write::write_fat;

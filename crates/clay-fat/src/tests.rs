@@ -7,6 +7,8 @@ use super::*;
 use crate::names::{exact_short_name, short_name_checksum, Basis};
 use crate::time::FatTime;
 
+mod streaming;
+
 const MIB: u64 = 1 << 20;
 
 fn us(v: u64) -> usize {

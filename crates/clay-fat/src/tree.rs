@@ -40,6 +40,8 @@ pub enum Node {
 
 #[derive(Debug)]
 pub struct FileNode {
+    /// As given, for error messages.
+    pub path: String,
     pub len: u64,
 }
 
@@ -110,7 +112,7 @@ impl Tree {
             None => {}
         }
         let index = self.files.len();
-        self.files.push(FileNode { len });
+        self.files.push(FileNode { path: path.to_owned(), len });
         self.push_child(dir, file_name, Node::File(index));
         Ok(())
     }

@@ -1,279 +1,45 @@
 //! Formatting a volume and writing the files, each in one contiguous run of clusters.
 
-use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 
-use zerocopy::little_endian::{U16, U32};
-use zerocopy::IntoBytes;
-
-use crate::geometry::Geometry;
-use crate::names::{is_short_char, short_name_checksum};
-use crate::ondisk::{
-    BootSector, DirEntry, FsInfo, LfnEntry, ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_VOLUME_ID,
-    BACKUP_BOOT_SECTOR, BOOT_SIGNATURE, BYTES_PER_SECTOR, DRIVE_NUMBER, EXTENDED_BOOT_SIGNATURE, FAT0, FAT1, FAT_EOC,
-    FSINFO_LEAD_SIG, FSINFO_SECTOR, FSINFO_STRUC_SIG, FSINFO_TRAIL_SIG, FSINFO_UNKNOWN, FS_TYPE, HALT_CODE, JMP_BOOT,
-    LAST_LONG_ENTRY, LFN_UNITS_PER_ENTRY, MEDIA_FIXED, NO_NAME, NUM_FATS, NUM_HEADS, OEM_NAME, ROOT_CLUSTER,
-    SECTORS_PER_TRACK, SECTOR_LEN,
-};
-use crate::time::FatTime;
-use crate::tree::{Allocation, Node, Run, Tree};
-use crate::{fat_size_for, FatError, FatFile, FatOptions};
+use crate::{FatError, FatFile, FatLayout, FatOptions};
 
 /// Size of the buffer file data is copied through.
 const COPY_BUFFER: usize = 1 << 20;
-/// FAT entries generated and written at a time.
-const FAT_CHUNK_ENTRIES: u64 = 16 * 1024;
-const FAT_CHUNK_BYTES: usize = 64 * 1024;
-const _: () = assert!(FAT_CHUNK_BYTES as u64 == FAT_CHUNK_ENTRIES * 4);
 
 /// Formats `size` bytes of `dev`, starting at its current position, as FAT32 and writes `files` into it, in order.
 ///
 /// Deterministic: the volume ID, label and every timestamp come from `opts`; nothing depends on the clock. Every
 /// metadata byte (reserved area, both FATs, directories) is written, and each file's last cluster is padded with
 /// zeros; free clusters are not touched, so the caller should hand in zeroed space (a fresh sparse file is) and
-/// gets a sparse image back.
+/// gets a sparse image back. This is [`FatLayout::plan`], [`FatLayout::write_metadata`], then each file's data
+/// copied to its [`FatLayout::file_offset`].
 pub fn write_fat(
     dev: &mut (impl Read + Write + Seek),
     size: u64,
     files: &mut [FatFile<'_>],
     opts: &FatOptions,
 ) -> Result<(), FatError> {
-    let label = volume_label(&opts.label)?;
-    let geometry = Geometry::for_size(size)?;
-    let tree = Tree::build(files.iter().map(|f| (f.path, f.len)))?;
-    let alloc = tree.allocate(geometry.cluster_bytes(), label.is_some());
-    let available = u64::from(geometry.clusters);
-    if alloc.used > available {
-        let sizes: Vec<(&str, u64)> = files.iter().map(|f| (f.path, f.len)).collect();
-        return Err(FatError::Full {
-            needed: alloc.used * geometry.cluster_bytes(),
-            available: available * geometry.cluster_bytes(),
-            size,
-            suggested: fat_size_for(&sizes, 0),
-        });
-    }
+    let sizes: Vec<(&str, u64)> = files.iter().map(|f| (f.path, f.len)).collect();
+    let layout = FatLayout::plan(size, &sizes, opts)?;
     let base = dev.stream_position()?;
-    if base.checked_add(size).is_none() {
-        return Err(FatError::TooLarge { size });
-    }
-    let time = FatTime::from_unix(opts.mtime);
-
-    let reserved = reserved_area(&geometry, &alloc, opts.volume_id, label.unwrap_or(NO_NAME));
-    dev.seek(SeekFrom::Start(base))?;
-    dev.write_all(&reserved)?;
-    for n in 0..u32::from(NUM_FATS) {
-        dev.seek(SeekFrom::Start(base + geometry.fat_offset(n)))?;
-        write_fat_table(dev, &geometry, &alloc)?;
-    }
-    for (index, run) in alloc.dirs.iter().enumerate() {
-        let bytes = directory(&tree, index, &alloc, label, time, geometry.cluster_bytes());
-        dev.seek(SeekFrom::Start(base + geometry.cluster_offset(run.first)))?;
-        dev.write_all(&bytes)?;
-    }
+    layout.write_metadata(dev)?;
+    let cluster = layout.cluster_bytes();
     let mut buffer = vec![0u8; COPY_BUFFER];
-    for (file, run) in files.iter_mut().zip(&alloc.files) {
-        if run.count == 0 {
+    for (index, file) in files.iter_mut().enumerate() {
+        let Some(offset) = layout.file_offset(index) else {
             expect_end(file)?;
             continue;
-        }
-        dev.seek(SeekFrom::Start(base + geometry.cluster_offset(run.first)))?;
+        };
+        dev.seek(SeekFrom::Start(base + offset))?;
         copy_file(dev, file, &mut buffer)?;
-        let slack = (geometry.cluster_bytes() - file.len % geometry.cluster_bytes()) % geometry.cluster_bytes();
+        let slack = (cluster - file.len % cluster) % cluster;
         let slack = usize::try_from(slack).unwrap_or(0).min(buffer.len());
         buffer[..slack].fill(0);
         dev.write_all(&buffer[..slack])?;
     }
     dev.flush()?;
     Ok(())
-}
-
-/// Validates the label and pads it to 11 bytes; `None` for an empty label.
-fn volume_label(label: &str) -> Result<Option<[u8; 11]>, FatError> {
-    if label.is_empty() {
-        return Ok(None);
-    }
-    let invalid = || FatError::InvalidLabel { label: label.to_owned() };
-    if label.len() > 11 || label.starts_with(' ') || !label.bytes().all(|b| b == b' ' || is_short_char(b)) {
-        return Err(invalid());
-    }
-    let mut out = [b' '; 11];
-    out[..label.len()].copy_from_slice(label.as_bytes());
-    Ok(Some(out))
-}
-
-/// The reserved area: boot sector and FSInfo at sectors 0 and 1, their backups at 6 and 7 (FAT spec §3.3, §5).
-fn reserved_area(g: &Geometry, alloc: &Allocation, volume_id: u32, label: [u8; 11]) -> Vec<u8> {
-    let narrow16 = |v: u32| U16::new(u16::try_from(v).unwrap_or(u16::MAX));
-    let mut boot = BootSector {
-        jmp_boot: JMP_BOOT,
-        oem_name: OEM_NAME,
-        bytes_per_sector: U16::new(BYTES_PER_SECTOR),
-        sectors_per_cluster: u8::try_from(g.sectors_per_cluster).unwrap_or(0),
-        reserved_sectors: narrow16(g.reserved_sectors),
-        num_fats: NUM_FATS,
-        root_entry_count: U16::ZERO,
-        total_sectors_16: U16::ZERO,
-        media: MEDIA_FIXED,
-        fat_size_16: U16::ZERO,
-        sectors_per_track: U16::new(SECTORS_PER_TRACK),
-        num_heads: U16::new(NUM_HEADS),
-        hidden_sectors: U32::ZERO,
-        total_sectors_32: U32::new(g.total_sectors),
-        fat_size_32: U32::new(g.fat_sectors),
-        ext_flags: U16::ZERO,
-        fs_version: U16::ZERO,
-        root_cluster: U32::new(ROOT_CLUSTER),
-        fs_info: U16::new(FSINFO_SECTOR),
-        backup_boot_sector: U16::new(BACKUP_BOOT_SECTOR),
-        reserved: [0; 12],
-        drive_number: DRIVE_NUMBER,
-        reserved1: 0,
-        boot_signature: EXTENDED_BOOT_SIGNATURE,
-        volume_id: U32::new(volume_id),
-        volume_label: label,
-        fs_type: FS_TYPE,
-        boot_code: [0; 420],
-        signature: U16::new(BOOT_SIGNATURE),
-    };
-    boot.boot_code[..HALT_CODE.len()].copy_from_slice(&HALT_CODE);
-    let used = u32::try_from(alloc.used).unwrap_or(g.clusters);
-    let free = g.clusters.saturating_sub(used);
-    let info = FsInfo {
-        lead_sig: U32::new(FSINFO_LEAD_SIG),
-        reserved1: [0; 480],
-        struc_sig: U32::new(FSINFO_STRUC_SIG),
-        free_count: U32::new(free),
-        next_free: U32::new(if free == 0 { FSINFO_UNKNOWN } else { ROOT_CLUSTER + used }),
-        reserved2: [0; 12],
-        trail_sig: U32::new(FSINFO_TRAIL_SIG),
-    };
-    let mut area = vec![0u8; g.reserved_sectors as usize * SECTOR_LEN];
-    for first in [0, usize::from(BACKUP_BOOT_SECTOR)] {
-        area[first * SECTOR_LEN..][..SECTOR_LEN].copy_from_slice(boot.as_bytes());
-        area[(first + 1) * SECTOR_LEN..][..SECTOR_LEN].copy_from_slice(info.as_bytes());
-    }
-    area
-}
-
-/// Writes one FAT: the two reserved entries, a chain per run (each cluster pointing at the next, the last at
-/// end-of-chain), zeros for the free clusters and the rest of the FAT's sectors (FAT spec §4).
-fn write_fat_table(dev: &mut impl Write, g: &Geometry, alloc: &Allocation) -> io::Result<()> {
-    let mut runs: Vec<Run> = alloc.dirs.iter().chain(&alloc.files).copied().filter(|r| r.count > 0).collect();
-    runs.sort_by_key(|r| r.first);
-    let mut runs = runs.into_iter().peekable();
-    let total_entries = g.fat_bytes() / 4;
-    let mut chunk = Vec::with_capacity(FAT_CHUNK_BYTES);
-    let mut entry = 0u64;
-    while entry < total_entries {
-        chunk.clear();
-        let end = (entry + FAT_CHUNK_ENTRIES).min(total_entries);
-        for e in entry..end {
-            while runs.peek().is_some_and(|r| u64::from(r.first) + u64::from(r.count) <= e) {
-                runs.next();
-            }
-            let value = match (e, runs.peek()) {
-                (0, _) => FAT0,
-                (1, _) => FAT1,
-                (e, Some(r)) if e >= u64::from(r.first) => {
-                    if e + 1 == u64::from(r.first) + u64::from(r.count) {
-                        FAT_EOC
-                    } else {
-                        u32::try_from(e + 1).unwrap_or(FAT_EOC)
-                    }
-                }
-                _ => 0,
-            };
-            chunk.extend_from_slice(&value.to_le_bytes());
-        }
-        dev.write_all(&chunk)?;
-        entry = end;
-    }
-    Ok(())
-}
-
-/// The bytes of directory `index`, padded with zeros (free entries) to its clusters.
-fn directory(
-    tree: &Tree,
-    index: usize,
-    alloc: &Allocation,
-    label: Option<[u8; 11]>,
-    time: FatTime,
-    cluster_bytes: u64,
-) -> Vec<u8> {
-    let dir = &tree.dirs[index];
-    let run = alloc.dirs[index];
-    let mut out = Vec::new();
-    let entry = |name: [u8; 11], attr: u8, cluster: u32, size: u32| DirEntry {
-        name,
-        attr,
-        nt_res: 0,
-        crt_time_tenth: time.tenths,
-        crt_time: U16::new(time.time),
-        crt_date: U16::new(time.date),
-        lst_acc_date: U16::new(time.date),
-        fst_clus_hi: U16::new(u16::try_from(cluster >> 16).unwrap_or(0)),
-        wrt_time: U16::new(time.time),
-        wrt_date: U16::new(time.date),
-        fst_clus_lo: U16::new(u16::try_from(cluster & 0xFFFF).unwrap_or(0)),
-        file_size: U32::new(size),
-    };
-    if index == 0 {
-        if let Some(label) = label {
-            out.extend_from_slice(entry(label, ATTR_VOLUME_ID, 0, 0).as_bytes());
-        }
-    } else {
-        // FAT spec §6.7: `..` of a directory in the root points at cluster 0, not at the root cluster.
-        let parent = if dir.parent == 0 { 0 } else { alloc.dirs[dir.parent].first };
-        out.extend_from_slice(entry(*b".          ", ATTR_DIRECTORY, run.first, 0).as_bytes());
-        out.extend_from_slice(entry(*b"..         ", ATTR_DIRECTORY, parent, 0).as_bytes());
-    }
-    for child in &dir.children {
-        if child.long {
-            push_long_name(&mut out, &child.name, &child.short);
-        }
-        let short = match child.node {
-            Node::Dir(d) => entry(child.short, ATTR_DIRECTORY, alloc.dirs[d].first, 0),
-            Node::File(f) => {
-                let size = u32::try_from(tree.files[f].len).unwrap_or(u32::MAX);
-                entry(child.short, ATTR_ARCHIVE, alloc.files[f].first, size)
-            }
-        };
-        out.extend_from_slice(short.as_bytes());
-    }
-    out.resize(usize::try_from(u64::from(run.count) * cluster_bytes).unwrap_or(out.len()), 0);
-    out
-}
-
-/// FAT spec §7: the long-name entries of `name`, last piece first, each with the short name's checksum; the
-/// name is NUL-terminated when it does not fill its last entry, then padded with 0xFFFF.
-fn push_long_name(out: &mut Vec<u8>, name: &str, short: &[u8; 11]) {
-    let units: Vec<u16> = name.encode_utf16().collect();
-    let count = units.len().div_ceil(LFN_UNITS_PER_ENTRY);
-    let checksum = short_name_checksum(short);
-    for n in (1..=count).rev() {
-        let mut piece = [0xFFFFu16; LFN_UNITS_PER_ENTRY];
-        let start = (n - 1) * LFN_UNITS_PER_ENTRY;
-        let part = &units[start..units.len().min(start + LFN_UNITS_PER_ENTRY)];
-        piece[..part.len()].copy_from_slice(part);
-        if part.len() < LFN_UNITS_PER_ENTRY {
-            piece[part.len()] = 0;
-        }
-        let le = |units: &[u16]| units.iter().map(|&u| U16::new(u)).collect::<Vec<_>>();
-        let ord = u8::try_from(n).unwrap_or(0) | if n == count { LAST_LONG_ENTRY } else { 0 };
-        let mut entry = LfnEntry {
-            ord,
-            name1: [U16::ZERO; 5],
-            attr: ATTR_LONG_NAME,
-            kind: 0,
-            checksum,
-            name2: [U16::ZERO; 6],
-            fst_clus_lo: U16::ZERO,
-            name3: [U16::ZERO; 2],
-        };
-        entry.name1.copy_from_slice(&le(&piece[..5]));
-        entry.name2.copy_from_slice(&le(&piece[5..11]));
-        entry.name3.copy_from_slice(&le(&piece[11..]));
-        out.extend_from_slice(entry.as_bytes());
-    }
 }
 
 /// Copies exactly `file.len` bytes of the file's data to `dev` and checks that the data ends there.

@@ -2,10 +2,9 @@
 //! kernel, initramfs and command line), with the MBR and GPT that let the same file boot from a USB stick.
 
 use std::io::{BufReader, BufWriter, Write};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use clay_fat::{FatFile, FatOptions, Window};
+use clay_fat::{FatLayout, FatOptions, VolumeReader};
 use clay_tree::{Content, Kind, Tree};
 
 use super::disk::ESP_BOOT_PATH;
@@ -72,19 +71,22 @@ pub struct IsoInputs<'a> {
 pub fn write(output: &mut PendingOutput, inputs: &IsoInputs<'_>) -> Result<()> {
     let target = output.target().display().to_string();
     let write_err = || format!("cannot write `{target}`");
-    let esp = if inputs.uefi { Some(esp_image(inputs)?) } else { None };
+    let esp = if inputs.uefi { Some(esp_layout(inputs)?) } else { None };
     let cfg = inputs.bios.map(|_| isolinux_cfg(inputs.cmdline));
 
     // Every reader is created up front: IsoFile borrows them for the whole write.
     let mut esp_reader = match &esp {
-        Some(c) => Some(BufReader::with_capacity(1 << 20, c.reader("the ISO's ESP image")?)),
+        Some(layout) => {
+            let uki = BufReader::with_capacity(1 << 20, inputs.uki.reader("the UKI")?);
+            Some(VolumeReader::new(layout, uki).context("internal error: the ISO's ESP cannot be streamed")?)
+        }
         None => None,
     };
     let mut kernel_reader = inputs.kernel.reader("the kernel")?;
     let mut initrd_reader = BufReader::with_capacity(1 << 20, inputs.initrd.reader("the initramfs")?);
     let mut files: Vec<clay_iso::IsoFile<'_>> = Vec::new();
     if let (Some(esp), Some(reader)) = (&esp, esp_reader.as_mut()) {
-        files.push(clay_iso::IsoFile { path: EFI_IMAGE, len: esp.len(), data: reader, mode: 0o444 });
+        files.push(clay_iso::IsoFile { path: EFI_IMAGE, len: esp.size(), data: reader, mode: 0o444 });
     }
     let (mut isolinux_r, mut ldlinux_r, mut cfg_r);
     if let (Some(code), Some(cfg)) = (inputs.bios, &cfg) {
@@ -139,22 +141,17 @@ pub fn write(output: &mut PendingOutput, inputs: &IsoInputs<'_>) -> Result<()> {
     Ok(())
 }
 
-/// A FAT32 image holding only the UKI, in an unlinked temporary file.
-fn esp_image(inputs: &IsoInputs<'_>) -> Result<Content> {
+/// The layout of a FAT32 image holding only the UKI; the ISO streams it as metadata, the UKI's bytes and zeros,
+/// with no temporary copy.
+fn esp_layout(inputs: &IsoInputs<'_>) -> Result<FatLayout> {
     let size = clay_fat::fat_size_for(&[(ESP_BOOT_PATH, inputs.uki.len())], ISO_ESP_HEADROOM);
-    let mut file = tempfile::tempfile().context("cannot create a temporary file for the ISO's ESP image")?;
-    file.set_len(size).context("cannot size the ISO's ESP image")?;
     let volume = clay_gpt::Guid::from_seed(&inputs.seed, "iso-esp-volume-id").0;
     let opts = FatOptions {
         volume_id: u32::from_le_bytes([volume[0], volume[1], volume[2], volume[3]]),
         label: "ESP".into(),
         mtime: inputs.epoch.unwrap_or(0),
     };
-    let mut data = BufReader::with_capacity(1 << 20, inputs.uki.reader("the UKI")?);
-    let mut files = [FatFile { path: ESP_BOOT_PATH, len: inputs.uki.len(), data: &mut data }];
-    let mut window = Window::new(&mut file, 0, size).context("cannot write the ISO's ESP image")?;
-    clay_fat::write_fat(&mut window, size, &mut files, &opts).context("cannot write the ISO's ESP image")?;
-    Ok(Content::Range { file: Arc::new(file), offset: 0, len: size })
+    FatLayout::plan(size, &[(ESP_BOOT_PATH, inputs.uki.len())], &opts).context("cannot lay out the ISO's ESP image")
 }
 
 /// isolinux boots straight into the OS with the UKI's own command line.

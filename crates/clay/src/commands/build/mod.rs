@@ -237,7 +237,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
                     (tempfile::tempfile().context("cannot create a temporary file for the disk")?, "the disk".into())
                 }
             };
-            disk::write(&mut file, &plan, &uki.content, &name)?;
+            disk::write(&mut file, &plan, &uki.file, uki.content.len(), &name)?;
             Some((file, plan.layout.disk_size))
         }
         _ => None,
@@ -400,6 +400,8 @@ fn build_initramfs(tree: &Tree, kernel: &Kernel, compression: Compression, epoch
 /// identifiers and a different OS different ones.
 struct Uki {
     content: Content,
+    /// The file holding it, for copies the kernel can do without passing the bytes through clay.
+    file: Arc<File>,
     seed: [u8; 16],
 }
 
@@ -430,8 +432,8 @@ fn write_uki(file: &mut File, name: &str, parts: &BootInputs, initrd: &Initrd, e
     buffered.into_inner().map_err(|e| anyhow!("cannot write `{name}`: {}", e.error()))?;
     let mut seed = [0u8; 16];
     seed.copy_from_slice(&digest[..16]);
-    let reader = file.try_clone().with_context(|| format!("cannot read back `{name}`"))?;
-    Ok(Uki { content: Content::Range { file: Arc::new(reader), offset: 0, len }, seed })
+    let reader = Arc::new(file.try_clone().with_context(|| format!("cannot read back `{name}`"))?);
+    Ok(Uki { content: Content::Range { file: Arc::clone(&reader), offset: 0, len }, file: reader, seed })
 }
 
 /// Identifiers for an image without a UKI (a BIOS-only ISO): a hash of the command line, the kernel release and the
