@@ -28,53 +28,6 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 /// One boot at a time: TCG on two cores is slow enough without sharing them.
 static QEMU: Mutex<()> = Mutex::new(());
 
-/// The Debian cloud kernel of the tiny example (`examples/tiny/make-rootfs.sh` downloads it once and caches it).
-fn test_kernel(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tiny/make-rootfs.sh");
-    let st = Command::new("bash").arg(&script).arg(&root).status().unwrap();
-    assert!(st.success(), "{} failed", script.display());
-    let boot = root.join("boot");
-    let kernel = std::fs::read_dir(&boot)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")));
-    kernel.expect("the tiny example has a kernel")
-}
-
-type CpioEntry<'a> = (&'a str, u32, (u32, u32), &'a [u8]);
-
-/// An initramfs whose /init prints [`MARKER`] and powers off.
-fn test_initramfs() -> Vec<u8> {
-    let busybox = require("/bin/busybox", "busybox-static");
-    let mut cpio = clay_cpio::Writer::new(Vec::new());
-    // (name, mode, device numbers, data)
-    let entries: [CpioEntry<'_>; 5] = [
-        ("bin", 0o040_755, (0, 0), b""),
-        ("bin/busybox", 0o100_755, (0, 0), &busybox),
-        ("dev", 0o040_755, (0, 0), b""),
-        ("dev/console", 0o020_600, (5, 1), b""),
-        ("init", 0o100_755, (0, 0), INIT.as_bytes()),
-    ];
-    for (ino, (name, mode, rdev, data)) in (1..).zip(entries) {
-        let header = clay_cpio::Header {
-            name: name.as_bytes(),
-            ino,
-            mode,
-            uid: 0,
-            gid: 0,
-            nlink: 1,
-            mtime: 0,
-            filesize: u32::try_from(data.len()).unwrap(),
-            rdev_major: rdev.0,
-            rdev_minor: rdev.1,
-        };
-        cpio.entry(&header).unwrap();
-        std::io::Write::write_all(&mut cpio.data(), data).unwrap();
-    }
-    cpio.finish().unwrap()
-}
-
 /// Reads SizeOfImage from a PE file's optional header (PE/COFF spec, "Optional Header Windows-Specific Fields").
 fn pe_size_of_image(pe: &[u8]) -> u64 {
     let at = |offset: usize| u32::from_le_bytes(pe[offset..offset + 4].try_into().unwrap());
@@ -113,8 +66,8 @@ fn test_uki(dir: &Path, kernel: &Path, initrd: &Path) -> PathBuf {
 
 /// Builds the hybrid test ISO, streaming the kernel from its file; `esp_mib` sizes the embedded ESP.
 fn build_iso(dir: &Path, esp_mib: u32) -> PathBuf {
-    let kernel = test_kernel(dir);
-    let initrd = write_temp(dir, "initrd.img", &test_initramfs());
+    let kernel = clay_testkit::example_kernel();
+    let initrd = write_temp(dir, "initrd.img", &clay_testkit::busybox_initramfs(INIT));
     let uki = test_uki(dir, &kernel, &initrd);
     let esp = fat_image(dir, esp_mib * 1024, &[(&uki, "EFI/BOOT/BOOTX64.EFI")]);
     let files = [

@@ -12,71 +12,18 @@ use clay_qemu::{Accel, Boot, Firmware, QemuError, RunOptions, Vm};
 const MARKER: &str = "CLAY-QEMU-42-OK";
 const INIT: &str = "#!/bin/busybox sh\n/bin/busybox echo \"CLAY-QEMU-$((40+2))-OK\"\n/bin/busybox poweroff -f\n";
 const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
-const BUSYBOX: &str = "/bin/busybox";
 const SYSTEMD_BOOT: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 const SYSTEMD_STUB: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
 /// Generous: two of these boots may share the two cores under TCG.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The Debian cloud kernel of the tiny example (`examples/tiny/make-rootfs.sh` downloads it once and caches it),
-/// or `CLAY_TEST_KERNEL` when set.
-fn test_kernel() -> PathBuf {
-    if let Some(kernel) = std::env::var_os("CLAY_TEST_KERNEL") {
-        return PathBuf::from(kernel);
-    }
-    static KERNEL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    KERNEL
-        .get_or_init(|| {
-            let root = tempfile::tempdir().unwrap().keep();
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tiny/make-rootfs.sh");
-            let st = Command::new("bash").arg(&script).arg(&root).status().unwrap();
-            assert!(st.success(), "{} failed", script.display());
-            let boot = root.join("boot");
-            let entry = std::fs::read_dir(&boot)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")));
-            entry.expect("the tiny example has a kernel")
-        })
-        .clone()
-}
 
 fn require(path: &str, package: &str) -> PathBuf {
     assert!(Path::new(path).is_file(), "{path} is missing; install the {package} package");
     PathBuf::from(path)
 }
 
-type CpioEntry<'a> = (&'a str, u32, (u32, u32), &'a [u8]);
-
-/// An initramfs whose /init prints [`MARKER`] and powers off.
 fn test_initramfs(dir: &Path) -> PathBuf {
-    let busybox = std::fs::read(require(BUSYBOX, "busybox-static")).unwrap();
-    let mut cpio = clay_cpio::Writer::new(Vec::new());
-    // (name, mode, device numbers, data)
-    let entries: [CpioEntry<'_>; 5] = [
-        ("bin", 0o040_755, (0, 0), b""),
-        ("bin/busybox", 0o100_755, (0, 0), &busybox),
-        ("dev", 0o040_755, (0, 0), b""),
-        ("dev/console", 0o020_600, (5, 1), b""),
-        ("init", 0o100_755, (0, 0), INIT.as_bytes()),
-    ];
-    for (ino, (name, mode, rdev, data)) in (1..).zip(entries) {
-        let header = clay_cpio::Header {
-            name: name.as_bytes(),
-            ino,
-            mode,
-            uid: 0,
-            gid: 0,
-            nlink: 1,
-            mtime: 0,
-            filesize: u32::try_from(data.len()).unwrap(),
-            rdev_major: rdev.0,
-            rdev_minor: rdev.1,
-        };
-        cpio.entry(&header).unwrap();
-        std::io::Write::write_all(&mut cpio.data(), data).unwrap();
-    }
-    let cpio = cpio.finish().unwrap();
+    let cpio = clay_testkit::busybox_initramfs(INIT);
     let path = dir.join("initrd.cpio");
     std::fs::write(&path, cpio).unwrap();
     path
@@ -84,7 +31,7 @@ fn test_initramfs(dir: &Path) -> PathBuf {
 
 fn kernel_options(dir: &Path) -> RunOptions {
     let mut opts = RunOptions::new(Boot::Kernel {
-        kernel: test_kernel(),
+        kernel: clay_testkit::example_kernel(),
         initrd: Some(test_initramfs(dir)),
         cmdline: CMDLINE.to_owned(),
     });
@@ -162,7 +109,7 @@ fn pe_size_of_image(pe: &[u8]) -> u64 {
 fn uki_boots_from_the_virtual_fat_drive() {
     let dir = tempfile::tempdir().unwrap();
     let stub = require(SYSTEMD_STUB, "systemd-boot-efi");
-    let kernel = test_kernel();
+    let kernel = clay_testkit::example_kernel();
     let initrd = test_initramfs(dir.path());
     let cmdline = dir.path().join("cmdline");
     std::fs::write(&cmdline, CMDLINE).unwrap();

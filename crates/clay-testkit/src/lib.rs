@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 /// Runs `cmd` with `input` on its standard input and returns its standard output; fails the test if the tool is
 /// missing or fails.
@@ -51,4 +52,58 @@ fn run_script(cmd: &mut Command, script: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The Debian cloud kernel of the tiny example: `examples/tiny/make-rootfs.sh` downloads it once and caches it;
+/// built once per test process. `CLAY_TEST_KERNEL` overrides it.
+pub fn example_kernel() -> PathBuf {
+    if let Some(kernel) = std::env::var_os("CLAY_TEST_KERNEL") {
+        return PathBuf::from(kernel);
+    }
+    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
+    KERNEL
+        .get_or_init(|| {
+            let root = tempfile::tempdir().unwrap().keep();
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tiny/make-rootfs.sh");
+            sh(&format!("bash {} {}", script.display(), root.display()));
+            let kernel = std::fs::read_dir(root.join("boot"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")));
+            kernel.expect("the tiny example has a kernel")
+        })
+        .clone()
+}
+
+/// (name, mode, device numbers, data) of one archive entry.
+type CpioEntry<'a> = (&'a str, u32, (u32, u32), &'a [u8]);
+
+/// A minimal initramfs (cpio newc): static busybox, `/dev/console`, and `init` as `/init`.
+pub fn busybox_initramfs(init: &str) -> Vec<u8> {
+    let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox is missing; install the busybox-static package");
+    let mut cpio = clay_cpio::Writer::new(Vec::new());
+    let entries: [CpioEntry<'_>; 5] = [
+        ("bin", 0o040_755, (0, 0), b""),
+        ("bin/busybox", 0o100_755, (0, 0), &busybox),
+        ("dev", 0o040_755, (0, 0), b""),
+        ("dev/console", 0o020_600, (5, 1), b""),
+        ("init", 0o100_755, (0, 0), init.as_bytes()),
+    ];
+    for (ino, (name, mode, rdev, data)) in (1..).zip(entries) {
+        let header = clay_cpio::Header {
+            name: name.as_bytes(),
+            ino,
+            mode,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            mtime: 0,
+            filesize: u32::try_from(data.len()).unwrap(),
+            rdev_major: rdev.0,
+            rdev_minor: rdev.1,
+        };
+        cpio.entry(&header).unwrap();
+        cpio.data().write_all(data).unwrap();
+    }
+    cpio.finish().unwrap()
 }
