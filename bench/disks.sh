@@ -5,26 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
-cache=${CLAY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/claylinux}
-key=$(sha256sum examples/debian/make-rootfs.sh | cut -c1-12)
-tarball=$cache/debian-bookworm-$key.tar   # the same file the Debian boot test caches
-mkdir -p "$cache"
-[ -s "$tarball" ] || { bash examples/debian/make-rootfs.sh "$tarball.tmp.tar" && mv "$tarball.tmp.tar" "$tarball"; }
+. bench/lib.sh
 
-cargo build --release --locked -p clay >/dev/null 2>&1
-clay=$PWD/target/release/clay
-work=$(mktemp -d /var/tmp/clay-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-mkdir "$work/root"
-tar -xpf "$tarball" -C "$work/root" --numeric-owner --xattrs --xattrs-include='*'
-
-uki="$clay build $work/root -f efi -o $work/uki 2>/dev/null"
-disks="$clay build $work/root -f raw -f iso -f qcow2 -o $work/disks 2>/dev/null"
-all="$clay build $work/root -f efi -f raw -f iso -f qcow2 -f vmdk -f vhdx -f vdi -f vhd --firmware uefi -o $work/all 2>/dev/null"
+uki="$clay build $root -f efi -o $work/uki 2>/dev/null"
+disks="$clay build $root -f raw -f iso -f qcow2 -o $work/disks 2>/dev/null"
+all="$clay build $root -f efi -f raw -f iso -f qcow2 -f vmdk -f vhdx -f vdi -f vhd --firmware uefi -o $work/all 2>/dev/null"
 hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$work/times.json" \
   -n uki "$uki" -n raw+iso+qcow2 "$disks" -n every-disk-format "$all" >&2
 
-peak() { /usr/bin/time -f %M bash -c "$1" 2>&1 >/dev/null | tail -n1; }
 python3 - "$work/times.json" "$(peak "$uki")" "$(peak "$disks")" <<'PY'
 import json, sys
 times = {r["command"]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}

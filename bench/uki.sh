@@ -8,20 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
-cache=${CLAY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/claylinux}
-key=$(sha256sum examples/debian/make-rootfs.sh | cut -c1-12)
-tarball=$cache/debian-bookworm-$key.tar   # the same file the Debian boot test caches
-mkdir -p "$cache"
-[ -s "$tarball" ] || { bash examples/debian/make-rootfs.sh "$tarball.tmp.tar" && mv "$tarball.tmp.tar" "$tarball"; }
-
-cargo build --release --locked -p clay >/dev/null 2>&1
-clay=$PWD/target/release/clay
+. bench/lib.sh
 stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
-work=$(mktemp -d /var/tmp/clay-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-root=$work/root
-mkdir "$root"
-tar -xpf "$tarball" -C "$root" --numeric-owner --xattrs --xattrs-include='*'
 kernel=$(ls "$root"/boot/vmlinuz-* | head -n1)
 echo "console=ttyS0" > "$work/cmdline"
 size=$(du -sb --exclude=./boot "$root" | cut -f1)
@@ -38,7 +26,6 @@ clay_tar="$clay build tar:$tarball -o $work/clay-tar.efi --cmdline console=ttyS0
 hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$work/times.json" \
   -n shell "$shell_pipeline" -n floor "$floor" -n clay-dir "$clay_dir" -n clay-tar "$clay_tar" >&2
 
-peak() { /usr/bin/time -f %M bash -c "$1" 2>&1 >/dev/null | tail -n1; }
 python3 - "$work/times.json" "$size" "$(peak "$clay_dir")" "$(peak "$clay_tar")" "$(stat -c %s "$work/clay.efi")" <<'PY'
 import json, sys
 times = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
