@@ -30,15 +30,25 @@ pub struct PlacedPartition {
     pub last_lba: u64,
 }
 
+/// Byte offset of an inclusive LBA range on the disk.
+pub(crate) fn lba_offset(first_lba: u64) -> u64 {
+    first_lba.saturating_mul(SECTOR_SIZE)
+}
+
+/// Byte length of an inclusive LBA range.
+pub(crate) fn lba_len(first_lba: u64, last_lba: u64) -> u64 {
+    last_lba.saturating_sub(first_lba).saturating_add(1).saturating_mul(SECTOR_SIZE)
+}
+
 impl PlacedPartition {
     /// Byte offset of the partition on the disk.
     pub fn offset(&self) -> u64 {
-        self.first_lba.saturating_mul(SECTOR_SIZE)
+        lba_offset(self.first_lba)
     }
 
     /// Length of the partition in bytes (its size rounded up to the alignment).
     pub fn len(&self) -> u64 {
-        self.last_lba.saturating_sub(self.first_lba).saturating_add(1).saturating_mul(SECTOR_SIZE)
+        lba_len(self.first_lba, self.last_lba)
     }
 
     /// Whether the partition has no sectors; never true for a planned partition.

@@ -39,11 +39,11 @@ pub struct ReadPartition {
 
 impl ReadPartition {
     pub fn offset(&self) -> u64 {
-        self.first_lba.saturating_mul(SECTOR_SIZE)
+        crate::plan::lba_offset(self.first_lba)
     }
 
     pub fn len(&self) -> u64 {
-        self.last_lba.saturating_sub(self.first_lba).saturating_add(1).saturating_mul(SECTOR_SIZE)
+        crate::plan::lba_len(self.first_lba, self.last_lba)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -33,13 +33,22 @@ pub fn plan(uki_len: u64, seed: &[u8; 16], epoch: Option<i64>, min_size: Option<
         attributes: 0,
     };
     let layout = clay_gpt::plan(vec![esp], min_size)?;
-    let volume = Guid::from_seed(seed, "esp-volume-id").0;
-    let fat = FatOptions {
+    Ok(DiskPlan {
+        layout,
+        disk_guid: Guid::from_seed(seed, "disk"),
+        fat: esp_fat_options(seed, "esp-volume-id", epoch),
+    })
+}
+
+/// The FAT options of an ESP: label `ESP`, every time `epoch`, and a volume ID derived from `seed` and `id_label`
+/// (different labels for different volumes of one build, e.g. the disk's ESP and the ISO's).
+pub fn esp_fat_options(seed: &[u8; 16], id_label: &str, epoch: Option<i64>) -> FatOptions {
+    let volume = Guid::from_seed(seed, id_label).0;
+    FatOptions {
         volume_id: u32::from_le_bytes([volume[0], volume[1], volume[2], volume[3]]),
         label: "ESP".into(),
         mtime: epoch.unwrap_or(0),
-    };
-    Ok(DiskPlan { layout, disk_guid: Guid::from_seed(seed, "disk"), fat })
+    }
 }
 
 /// Writes the planned disk into `file` (an empty file): the GPT, the FAT metadata, and the UKI's bytes copied in

@@ -4,10 +4,11 @@
 use std::io::{BufReader, BufWriter, Write};
 
 use anyhow::{bail, Context, Result};
-use clay_fat::{FatLayout, FatOptions, VolumeReader};
-use clay_tree::{Content, Kind, Tree};
+use clay_fat::{FatLayout, VolumeReader};
+use clay_tree::{Content, Tree};
 
-use super::disk::ESP_BOOT_PATH;
+use super::disk::{esp_fat_options, ESP_BOOT_PATH};
+use super::read_file;
 use crate::output::PendingOutput;
 
 /// Where isolinux and its pieces live, in the image or on this machine (Debian/Ubuntu: packages isolinux and
@@ -37,14 +38,10 @@ impl BiosCode {
     /// Takes the image's isolinux, else this machine's.
     pub fn find(tree: &Tree) -> Result<Self> {
         let find = |paths: &[&str]| -> Result<Option<Vec<u8>>> {
-            for path in paths {
-                if let Some(id) = tree.resolve(path.as_bytes()) {
-                    if let Kind::File(c) = &tree.inode(id).kind {
-                        return Ok(Some(c.read_all(path)?));
-                    }
-                }
+            match read_file(tree, paths)? {
+                Some(bytes) => Ok(Some(bytes)),
+                None => Ok(paths.iter().find_map(|p| std::fs::read(p).ok())),
             }
-            Ok(paths.iter().find_map(|p| std::fs::read(p).ok()))
         };
         match (find(ISOLINUX_BIN)?, find(LDLINUX_C32)?, find(ISOHYBRID_MBR)?) {
             (Some(isolinux), Some(ldlinux), Some(mbr)) => Ok(BiosCode { isolinux, ldlinux, mbr }),
@@ -145,12 +142,7 @@ pub fn write(output: &mut PendingOutput, inputs: &IsoInputs<'_>) -> Result<()> {
 /// with no temporary copy.
 fn esp_layout(inputs: &IsoInputs<'_>) -> Result<FatLayout> {
     let size = clay_fat::fat_size_for(&[(ESP_BOOT_PATH, inputs.uki.len())], ISO_ESP_HEADROOM);
-    let volume = clay_gpt::Guid::from_seed(&inputs.seed, "iso-esp-volume-id").0;
-    let opts = FatOptions {
-        volume_id: u32::from_le_bytes([volume[0], volume[1], volume[2], volume[3]]),
-        label: "ESP".into(),
-        mtime: inputs.epoch.unwrap_or(0),
-    };
+    let opts = esp_fat_options(&inputs.seed, "iso-esp-volume-id", inputs.epoch);
     FatLayout::plan(size, &[(ESP_BOOT_PATH, inputs.uki.len())], &opts).context("cannot lay out the ISO's ESP image")
 }
 
