@@ -8,7 +8,7 @@ use crate::metadata::{directory, reserved_area, volume_label, write_fat_table};
 use crate::ondisk::{NO_NAME, NUM_FATS, ROOT_CLUSTER};
 use crate::time::FatTime;
 use crate::tree::{Allocation, Tree};
-use crate::{fat_size_for, FatError, FatOptions};
+use crate::{fat_size_for, BootCode, FatError, FatOptions};
 
 /// A planned FAT32 volume: geometry, allocation and directory contents, with no file data.
 ///
@@ -23,6 +23,7 @@ pub struct FatLayout {
     label: Option<[u8; 11]>,
     volume_id: u32,
     time: FatTime,
+    boot: Option<BootCode>,
 }
 
 impl FatLayout {
@@ -43,7 +44,7 @@ impl FatLayout {
             });
         }
         let time = FatTime::from_unix(opts.mtime);
-        Ok(FatLayout { size, geometry, tree, alloc, label, volume_id: opts.volume_id, time })
+        Ok(FatLayout { size, geometry, tree, alloc, label, volume_id: opts.volume_id, time, boot: opts.boot.clone() })
     }
 
     /// The volume's size in bytes, as planned.
@@ -68,7 +69,8 @@ impl FatLayout {
             return Err(FatError::TooLarge { size: self.size });
         }
         let g = &self.geometry;
-        let reserved = reserved_area(g, &self.alloc, self.volume_id, self.label.unwrap_or(NO_NAME));
+        let label = self.label.unwrap_or(NO_NAME);
+        let reserved = reserved_area(g, &self.alloc, self.volume_id, label, self.boot.as_ref());
         dev.seek(SeekFrom::Start(base))?;
         dev.write_all(&reserved)?;
         for n in 0..u32::from(NUM_FATS) {

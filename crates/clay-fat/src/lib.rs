@@ -69,6 +69,18 @@ pub struct FatOptions {
     pub label: String,
     /// Unix seconds used for every timestamp, clamped to FAT's 1980-2107 range and stored as UTC.
     pub mtime: i64,
+    /// BIOS boot code for the boot sector; `None` for code that halts (an ESP only UEFI boots).
+    pub boot: Option<BootCode>,
+}
+
+/// A BIOS volume boot record for the boot sector (such as syslinux's), and where the volume lies on its disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootCode {
+    /// A boot sector whose jump and OEM name (bytes 0-10) and code (bytes 90-509) replace ours; the BPB between
+    /// them stays the volume's.
+    pub sector: [u8; 512],
+    /// The BPB's hidden sectors: the sectors before the volume on its disk, its partition's first LBA.
+    pub hidden_sectors: u32,
 }
 
 /// The size of a FAT32 volume that holds `files` (path and length) with at least `headroom` bytes free: a whole

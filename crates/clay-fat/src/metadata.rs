@@ -17,7 +17,7 @@ use crate::ondisk::{
 };
 use crate::time::FatTime;
 use crate::tree::{Allocation, Node, Run, Tree};
-use crate::FatError;
+use crate::{BootCode, FatError};
 
 /// FAT entries generated and written at a time.
 const FAT_CHUNK_ENTRIES: u64 = 16 * 1024;
@@ -39,7 +39,14 @@ pub fn volume_label(label: &str) -> Result<Option<[u8; 11]>, FatError> {
 }
 
 /// The reserved area: boot sector and FSInfo at sectors 0 and 1, their backups at 6 and 7 (FAT spec §3.3, §5).
-pub fn reserved_area(g: &Geometry, alloc: &Allocation, volume_id: u32, label: [u8; 11]) -> Vec<u8> {
+/// `boot_code` replaces the jump, OEM name and code of the boot sector and sets its hidden sectors.
+pub fn reserved_area(
+    g: &Geometry,
+    alloc: &Allocation,
+    volume_id: u32,
+    label: [u8; 11],
+    boot_code: Option<&BootCode>,
+) -> Vec<u8> {
     let narrow16 = |v: u32| U16::new(u16::try_from(v).unwrap_or(u16::MAX));
     let mut boot = BootSector {
         jmp_boot: JMP_BOOT,
@@ -73,6 +80,12 @@ pub fn reserved_area(g: &Geometry, alloc: &Allocation, volume_id: u32, label: [u
         signature: U16::new(BOOT_SIGNATURE),
     };
     boot.boot_code[..HALT_CODE.len()].copy_from_slice(&HALT_CODE);
+    if let Some(code) = boot_code {
+        boot.jmp_boot.copy_from_slice(&code.sector[..3]);
+        boot.oem_name.copy_from_slice(&code.sector[3..11]);
+        boot.boot_code.copy_from_slice(&code.sector[90..510]);
+        boot.hidden_sectors = U32::new(code.hidden_sectors);
+    }
     let used = u32::try_from(alloc.used).unwrap_or(g.clusters);
     let free = g.clusters.saturating_sub(used);
     let info = FsInfo {

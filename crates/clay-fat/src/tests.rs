@@ -17,7 +17,7 @@ fn us(v: u64) -> usize {
 const MTIME: i64 = 1_700_000_000; // 2023-11-14 22:13:20 UTC
 
 fn opts() -> FatOptions {
-    FatOptions { volume_id: 0xABCD_1234, label: "ESP".into(), mtime: MTIME }
+    FatOptions { volume_id: 0xABCD_1234, label: "ESP".into(), mtime: MTIME, boot: None }
 }
 
 /// Deterministic bytes that are not all alike (xorshift64*).
@@ -444,4 +444,31 @@ fn an_esp_inside_a_gpt_disk() {
     assert_eq!(back.as_bytes(), &files[1].1[..]);
     let blkid = clay_testkit::sh_in(dir.path(), "blkid -p -o export --offset 1048576 disk.img");
     assert!(blkid.lines().any(|l| l == "UUID=ABCD-1234"), "{blkid}");
+}
+
+/// BIOS boot code replaces the jump, OEM name and code of both boot sectors and sets the hidden sectors; the BPB
+/// stays ours, so fsck.vfat still finds the volume clean.
+#[test]
+fn boot_code_goes_around_the_bpb() {
+    let mut sector = [0xCCu8; 512];
+    sector[..11].copy_from_slice(b"\xEB\x58\x90SYSLINUX");
+    let boot = BootCode { sector, hidden_sectors: 2048 };
+    let img = image(&sample(), &FatOptions { boot: Some(boot), ..opts() });
+    let plain = image(&sample(), &opts());
+    for first in [0usize, 6 * 512] {
+        let bs = &img[first..first + 512];
+        assert_eq!(&bs[..11], &sector[..11]);
+        assert!(bs[90..510].iter().all(|&b| b == 0xCC));
+        assert_eq!(bs[28..32], 2048u32.to_le_bytes());
+        assert_eq!(bs[510..], [0x55, 0xAA]);
+        // Everything else in the BPB is what the volume has without boot code.
+        assert_eq!(bs[11..28], plain[first + 11..first + 28]);
+        assert_eq!(bs[32..90], plain[first + 32..first + 90]);
+    }
+    assert_eq!(img[512..6 * 512], plain[512..6 * 512]);
+    assert_eq!(img[7 * 512..].len(), plain[7 * 512..].len());
+    assert!(img[7 * 512..] == plain[7 * 512..]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("esp.img"), &img).unwrap();
+    clay_testkit::sh_in(dir.path(), "fsck.vfat -n esp.img");
 }

@@ -79,7 +79,7 @@ fn file_sets() -> Vec<Vec<(String, Vec<u8>)>> {
 fn metadata_and_data_at_file_offset_give_write_fat_bytes() {
     for (n, set) in file_sets().iter().enumerate() {
         let files: Vec<(&str, Vec<u8>)> = set.iter().map(|(p, d)| (p.as_str(), d.clone())).collect();
-        for o in [opts(), FatOptions { label: String::new(), volume_id: 7, mtime: 0 }] {
+        for o in [opts(), FatOptions { label: String::new(), volume_id: 7, mtime: 0, boot: None }] {
             let whole = image(&files, &o);
             let size = whole.len() as u64;
             for base in [0, 4096 + 512] {
