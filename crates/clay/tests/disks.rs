@@ -38,14 +38,8 @@ fn raw_disk_passes_sgdisk_and_fsck_and_boots_under_ovmf() {
     let table = sh(&format!("sgdisk -p {}", img.display()));
     assert!(table.contains("EF00") && table.contains("ESP"), "{table}");
     // The ESP alone passes fsck.vfat, and holds the UKI byte for byte at the removable-media path.
-    let esp = work.path().join("esp.img");
-    sh(&format!(
-        "start=$(sgdisk -i 1 {img} | awk '/First sector/ {{print $3}}'); end=$(sgdisk -i 1 {img} | awk '/Last sector/ {{print $3}}')
-         dd if={img} of={esp} bs=512 skip=$start count=$((end - start + 1)) status=none
-         fsck.vfat -n {esp}",
-        img = img.display(),
-        esp = esp.display()
-    ));
+    let esp = extract_esp(work.path(), &img);
+    sh(&format!("fsck.vfat -n {}", esp.display()));
     let copied = sh(&format!("mcopy -n -i {} ::/EFI/BOOT/BOOTX64.EFI - | sha256sum", esp.display()));
     let original = sh(&format!("sha256sum < {}", with_ext(&base, "efi").display()));
     assert_eq!(copied, original, "the ESP holds the UKI");
@@ -61,6 +55,53 @@ fn raw_disk_passes_sgdisk_and_fsck_and_boots_under_ovmf() {
     assert_eq!(json["partitions"][0]["files"][0]["path"], "EFI/BOOT/BOOTX64.EFI");
 
     let (status, console, stderr) = clay_run(&[img.to_str().unwrap()], 240);
+    assert!(status.success() && console.contains(TINY_MARKER), "{stderr}\n{console}");
+}
+
+/// The ESP of a raw disk, copied out of it into `esp.img` in `work`.
+fn extract_esp(work: &Path, img: &Path) -> PathBuf {
+    let esp = work.join("esp.img");
+    sh(&format!(
+        "start=$(sgdisk -i 1 {img} | awk '/First sector/ {{print $3}}'); end=$(sgdisk -i 1 {img} | awk '/Last sector/ {{print $3}}')
+         dd if={img} of={esp} bs=512 skip=$start count=$((end - start + 1)) status=none",
+        img = img.display(),
+        esp = esp.display()
+    ));
+    esp
+}
+
+#[test]
+fn hybrid_raw_disk_boots_under_ovmf_and_seabios() {
+    let work = tempfile::tempdir().unwrap();
+    let base = build_tiny(work.path(), "tiny", &["raw"], &["--firmware", "hybrid"]);
+    let img = with_ext(&base, "img");
+    let verify = sh(&format!("sgdisk -v {}", img.display()));
+    assert!(verify.contains("No problems found"), "{verify}");
+    // gptmbr.bin boots the partition marked legacy BIOS bootable (attribute bit 2).
+    let esp_info = sh(&format!("sgdisk -i 1 {}", img.display()));
+    assert!(esp_info.contains("Attribute flags: 0000000000000004"), "{esp_info}");
+    let mbr = std::fs::read(&img).unwrap()[..440].to_vec();
+    let gptmbr = std::fs::read("/usr/lib/syslinux/mbr/gptmbr.bin").unwrap();
+    assert!(mbr.starts_with(&gptmbr), "the MBR holds syslinux's gptmbr.bin");
+    // The ESP with syslinux's boot sector still passes fsck.vfat (boot sector and its backup agree), and
+    // syslinux boots the kernel with the UKI's command line.
+    let esp = extract_esp(work.path(), &img);
+    sh(&format!("fsck.vfat -n {}", esp.display()));
+    let cfg = sh(&format!("mcopy -n -i {} ::/syslinux/syslinux.cfg -", esp.display()));
+    assert!(cfg.contains(&format!("APPEND initrd=/syslinux/initrd.img {TINY_CMDLINE}")), "{cfg}");
+    for firmware in ["bios", "uefi"] {
+        let (status, console, stderr) = clay_run(&[img.to_str().unwrap(), "--firmware", firmware], 240);
+        assert!(status.success() && console.contains(TINY_MARKER), "under {firmware}: {stderr}\n{console}");
+    }
+}
+
+#[test]
+fn bios_only_qcow2_boots_under_seabios_and_has_no_uki() {
+    let work = tempfile::tempdir().unwrap();
+    let base = build_tiny(work.path(), "tiny", &["raw", "qcow2"], &["--firmware", "bios"]);
+    let shown = String::from_utf8(clay_ok(&["inspect", with_ext(&base, "img").to_str().unwrap()]).stdout).unwrap();
+    assert!(shown.contains("syslinux/ldlinux.sys") && !shown.contains("BOOTX64.EFI"), "{shown}");
+    let (status, console, stderr) = clay_run(&[with_ext(&base, "qcow2").to_str().unwrap(), "--firmware", "bios"], 240);
     assert!(status.success() && console.contains(TINY_MARKER), "{stderr}\n{console}");
 }
 
@@ -90,9 +131,10 @@ fn vm_formats_hold_the_raw_disk_and_qcow2_boots() {
 #[test]
 fn disks_are_bit_identical_across_builds_and_grow_with_size() {
     let work = tempfile::tempdir().unwrap();
-    let a = build_tiny(work.path(), "a", &["raw", "qcow2"], &[]);
+    // Hybrid disks carry everything a UEFI disk does, plus syslinux patched for where it landed.
+    let a = build_tiny(work.path(), "a", &["raw", "qcow2"], &["--firmware", "hybrid"]);
     sh(&format!("find {} -exec touch -h {{}} +", work.path().join("rootfs").display()));
-    let b = build_tiny(work.path(), "b", &["raw", "qcow2"], &[]);
+    let b = build_tiny(work.path(), "b", &["raw", "qcow2"], &["--firmware", "hybrid"]);
     for ext in ["img", "qcow2"] {
         let (x, y) = (std::fs::read(with_ext(&a, ext)).unwrap(), std::fs::read(with_ext(&b, ext)).unwrap());
         assert!(x == y, "two .{ext} builds differ");
@@ -186,9 +228,13 @@ fn missing_boot_code_packages_are_named() {
     assert!(!ok);
     assert!(err.contains("no systemd EFI stub found in the image or on this machine"), "{err}");
     assert!(err.contains("install systemd-boot-efi"), "{err}");
-    let err =
-        clay_err(clay().args(["build", root.to_str().unwrap(), "-f", "raw", "--firmware", "bios", "-o"]).arg(&target));
-    assert!(err.contains("--firmware bios is not available yet for raw disks"), "{err}");
+    let (ok, err) = clay_without(
+        &["/usr/lib/syslinux/mbr", "/usr/lib/SYSLINUX"],
+        &["build", root.to_str().unwrap(), "-f", "raw", "--firmware", "hybrid", "-o", target.to_str().unwrap()],
+    );
+    assert!(!ok);
+    assert!(err.contains("BIOS boot of a disk needs syslinux"), "{err}");
+    assert!(err.contains("install the syslinux and syslinux-common packages"), "{err}");
     let left: Vec<_> = std::fs::read_dir(&out).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "left behind: {left:?}");
 }

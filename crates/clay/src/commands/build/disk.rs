@@ -1,43 +1,101 @@
 //! The raw GPT disk: an EFI System Partition (FAT32) holding the UKI as `\EFI\BOOT\BOOTX64.EFI`, the removable-
-//! media path every UEFI firmware boots (UEFI 2.10 §3.5.1.1). Written sparse: only the GPT, the FAT metadata and
-//! the UKI's bytes are stored.
+//! media path every UEFI firmware boots (UEFI 2.10 §3.5.1.1), and for legacy BIOS syslinux with the kernel and
+//! initramfs (see `bios.rs`). Written sparse: only the GPT, the FAT metadata and the files' bytes are stored.
 
 use std::fs::File;
 
 use anyhow::{Context, Result};
-use clay_fat::{FatLayout, FatOptions, Window};
+use clay_fat::{BootCode, FatLayout, FatOptions, Window};
 use clay_gpt::{Guid, Layout, PartitionSpec};
+use clay_tree::Content;
+
+use super::bios::{syslinux_cfg, DiskBiosCode, INITRD, KERNEL, LDLINUX_C32, LDLINUX_SYS, SYSLINUX_CFG, SYSLINUX_DIR};
 
 /// Where UEFI firmware looks for a bootloader on removable media (UEFI 2.10 §3.5.1.1, x64).
 pub const ESP_BOOT_PATH: &str = "EFI/BOOT/BOOTX64.EFI";
-/// Free space left in the ESP beyond one UKI: room for a second UKI of the same size (an update, a signed copy)
-/// plus this much. Free FAT space is never written, so it costs nothing in the sparse image.
+/// Free space left in the ESP beyond its files: room for a second copy of each (an update, a signed UKI) plus
+/// this much. Free FAT space is never written, so it costs nothing in the sparse image.
 const ESP_EXTRA_HEADROOM: u64 = 32 << 20;
+const SECTOR: u64 = 512;
+
+/// What the raw disk boots with: the UKI for UEFI, syslinux with the kernel and initramfs for BIOS, or both.
+pub struct DiskInputs<'a> {
+    pub uki: Option<&'a Content>,
+    pub bios: Option<BiosInputs<'a>>,
+    pub seed: [u8; 16],
+    pub epoch: Option<i64>,
+    /// `--size`.
+    pub min_size: Option<u64>,
+}
+
+/// What syslinux boots: the same kernel, initramfs and command line as the UKI.
+pub struct BiosInputs<'a> {
+    pub code: &'a DiskBiosCode,
+    pub kernel: &'a Content,
+    pub initrd: &'a Content,
+    pub cmdline: &'a str,
+}
 
 /// What the raw disk holds and where.
 pub struct DiskPlan {
     pub layout: Layout,
     pub disk_guid: Guid,
     pub fat: FatOptions,
+    /// The ESP's files, in the order the FAT layout places them.
+    files: Vec<(&'static str, Content)>,
+    /// syslinux's `gptmbr.bin`, for a disk that boots on BIOS.
+    mbr_code: Option<Vec<u8>>,
 }
 
-/// Lays out the disk for a UKI of `uki_len` bytes; `min_size` is `--size`.
-pub fn plan(uki_len: u64, seed: &[u8; 16], epoch: Option<i64>, min_size: Option<u64>) -> Result<DiskPlan> {
-    let headroom = uki_len.saturating_add(ESP_EXTRA_HEADROOM);
-    let esp_size = clay_fat::fat_size_for(&[(ESP_BOOT_PATH, uki_len)], headroom);
+/// Lays out the disk: an ESP sized for its files, with room to replace each of the large ones once.
+pub fn plan(inputs: &DiskInputs<'_>) -> Result<DiskPlan> {
+    let mut files: Vec<(&'static str, Content)> = Vec::new();
+    if let Some(uki) = inputs.uki {
+        files.push((ESP_BOOT_PATH, uki.clone()));
+    }
+    if let Some(bios) = &inputs.bios {
+        let sys_len = usize::try_from(bios.code.syslinux.ldlinux_sys_len()).unwrap_or(usize::MAX);
+        // ldlinux.sys depends on where it lands; a placeholder of its size goes into the plan first.
+        files.push((LDLINUX_SYS, Content::from_bytes(vec![0u8; sys_len])));
+        files.push((LDLINUX_C32, Content::from_bytes(bios.code.syslinux.ldlinux_c32().to_vec())));
+        let cfg = syslinux_cfg(&format!("/{KERNEL}"), &format!("/{INITRD}"), bios.cmdline);
+        files.push((SYSLINUX_CFG, Content::from_bytes(cfg.into_bytes())));
+        files.push((KERNEL, bios.kernel.clone()));
+        files.push((INITRD, bios.initrd.clone()));
+    }
+    let sizes = file_sizes(&files);
+    let payload: u64 = sizes.iter().map(|(_, len)| len).sum();
+    let esp_size = clay_fat::fat_size_for(&sizes, payload.saturating_add(ESP_EXTRA_HEADROOM));
     let esp = PartitionSpec {
         type_guid: clay_gpt::types::ESP,
-        guid: Guid::from_seed(seed, "esp"),
+        guid: Guid::from_seed(&inputs.seed, "esp"),
         name: "ESP".into(),
         size: esp_size,
-        attributes: 0,
+        // gptmbr.bin boots the partition with this attribute.
+        attributes: if inputs.bios.is_some() { clay_gpt::ATTR_LEGACY_BIOS_BOOTABLE } else { 0 },
     };
-    let layout = clay_gpt::plan(vec![esp], min_size)?;
-    Ok(DiskPlan {
-        layout,
-        disk_guid: Guid::from_seed(seed, "disk"),
-        fat: esp_fat_options(seed, "esp-volume-id", epoch),
-    })
+    let layout = clay_gpt::plan(vec![esp], inputs.min_size)?;
+    let mut fat = esp_fat_options(&inputs.seed, "esp-volume-id", inputs.epoch);
+    let mut mbr_code = None;
+    if let Some(bios) = &inputs.bios {
+        let esp = &layout.partitions[0];
+        let placed = FatLayout::plan(esp.len(), &sizes, &fat).context("cannot lay out the ESP")?;
+        let index = files.iter().position(|(path, _)| *path == LDLINUX_SYS).unwrap_or_default();
+        let at = placed.file_offset(index).context("internal error: the ESP has no room for ldlinux.sys")?;
+        let first = at / SECTOR;
+        let sectors: Vec<u64> = (first..first + bios.code.syslinux.ldlinux_sys_len() / SECTOR).collect();
+        let installed = bios.code.syslinux.install(&sectors, Some(SYSLINUX_DIR))?;
+        files[index].1 = Content::from_bytes(installed.ldlinux_sys);
+        let hidden_sectors = u32::try_from(esp.first_lba)
+            .context("the ESP starts beyond 2 TiB, where a BIOS boot sector cannot reach it")?;
+        fat.boot = Some(BootCode { sector: installed.boot_sector, hidden_sectors });
+        mbr_code = Some(bios.code.gptmbr.clone());
+    }
+    Ok(DiskPlan { layout, disk_guid: Guid::from_seed(&inputs.seed, "disk"), fat, files, mbr_code })
+}
+
+fn file_sizes(files: &[(&'static str, Content)]) -> Vec<(&'static str, u64)> {
+    files.iter().map(|(path, content)| (*path, content.len())).collect()
 }
 
 /// The FAT options of an ESP: label `ESP`, every time `epoch`, and a volume ID derived from `seed` and `id_label`
@@ -48,21 +106,38 @@ pub fn esp_fat_options(seed: &[u8; 16], id_label: &str, epoch: Option<i64>) -> F
         volume_id: u32::from_le_bytes([volume[0], volume[1], volume[2], volume[3]]),
         label: "ESP".into(),
         mtime: epoch.unwrap_or(0),
+        boot: None,
     }
 }
 
-/// Writes the planned disk into `file` (an empty file): the GPT, the FAT metadata, and the UKI's bytes copied in
-/// the kernel from `uki_file` (the .efi output or a temporary file) to where the FAT layout puts them.
-pub fn write(file: &mut File, plan: &DiskPlan, uki_file: &File, uki_len: u64, name: &str) -> Result<()> {
+/// Writes the planned disk into `file` (an empty file): the GPT, the FAT metadata, and each file's bytes where
+/// the FAT layout puts them, copied in the kernel when they already sit in a file (the UKI, the initramfs).
+pub fn write(file: &mut File, plan: &DiskPlan, name: &str) -> Result<()> {
     let write_err = || format!("cannot write `{name}`");
     file.set_len(plan.layout.disk_size).with_context(write_err)?;
     let esp = &plan.layout.partitions[0];
-    let fat = FatLayout::plan(esp.len(), &[(ESP_BOOT_PATH, uki_len)], &plan.fat).with_context(write_err)?;
+    let fat = FatLayout::plan(esp.len(), &file_sizes(&plan.files), &plan.fat).with_context(write_err)?;
     let mut window = Window::new(&mut *file, esp.offset(), esp.len()).with_context(write_err)?;
     fat.write_metadata(&mut window).with_context(write_err)?;
-    let at = fat.file_offset(0).context("internal error: the ESP has no room for the UKI")?;
-    copy_range(uki_file, 0, file, esp.offset() + at, uki_len).with_context(write_err)?;
-    clay_gpt::write_gpt(file, &plan.layout, plan.disk_guid, None).with_context(write_err)?;
+    for (index, (path, content)) in plan.files.iter().enumerate() {
+        let Some(at) = fat.file_offset(index) else { continue }; // an empty file owns no cluster
+        write_content_at(content, path, file, esp.offset() + at).with_context(write_err)?;
+    }
+    clay_gpt::write_gpt(file, &plan.layout, plan.disk_guid, plan.mbr_code.as_deref()).with_context(write_err)?;
+    Ok(())
+}
+
+/// Puts `content` at byte `at` of `out`: a kernel-side copy for a range of a file, a plain write otherwise.
+fn write_content_at(content: &Content, name: &str, out: &File, at: u64) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    match content {
+        Content::Range { file, offset, len } => copy_range(file, *offset, out, at, *len)?,
+        Content::Bytes(bytes) => out.write_all_at(bytes, at)?,
+        Content::Host { path, len } => {
+            let from = File::open(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+            copy_range(&from, 0, out, at, *len).with_context(|| format!("cannot copy `{name}`"))?
+        }
+    }
     Ok(())
 }
 

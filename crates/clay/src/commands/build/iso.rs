@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clay_fat::{FatLayout, VolumeReader};
 use clay_tree::{Content, Tree};
 
+use super::bios::syslinux_cfg;
 use super::disk::{esp_fat_options, ESP_BOOT_PATH};
 use super::read_file;
 use crate::output::PendingOutput;
@@ -148,7 +149,5 @@ fn esp_layout(inputs: &IsoInputs<'_>) -> Result<FatLayout> {
 
 /// isolinux boots straight into the OS with the UKI's own command line.
 fn isolinux_cfg(cmdline: &str) -> String {
-    format!(
-        "DEFAULT claylinux\nPROMPT 0\nTIMEOUT 0\nLABEL claylinux\n  KERNEL /boot/vmlinuz\n  APPEND initrd=/boot/initrd.img {cmdline}\n"
-    )
+    syslinux_cfg("/boot/vmlinuz", "/boot/initrd.img", cmdline)
 }

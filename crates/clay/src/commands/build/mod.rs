@@ -15,6 +15,7 @@ use clay_source::SourceSpec;
 use clay_tree::{Content, Kind, Tree};
 use clay_vdisk::VmFormat;
 
+mod bios;
 mod disk;
 mod iso;
 mod vm;
@@ -41,7 +42,8 @@ pub enum Format {
     /// A hybrid ISO (`.iso`): boots as a CD-ROM or written raw to a USB stick, on UEFI (the UKI) and, with
     /// `--firmware bios|hybrid`, on legacy BIOS (isolinux).
     Iso,
-    /// A raw GPT disk (`.img`) with an EFI System Partition holding the UKI; sparse; `dd` it to a USB stick.
+    /// A raw GPT disk (`.img`) with an EFI System Partition holding the UKI and, with `--firmware bios|hybrid`,
+    /// syslinux for legacy BIOS; sparse; `dd` it to a USB stick.
     Raw,
     /// The raw disk as a qcow2 image (QEMU, libvirt, OpenStack).
     Qcow2,
@@ -72,11 +74,6 @@ impl Format {
             Format::Vhd => &["vhd"],
             Format::Tar => &["tar"],
         }
-    }
-
-    /// The name `--format` spells.
-    fn name(self) -> String {
-        self.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
     }
 
     /// The VM disk container of this format, if it is one.
@@ -133,7 +130,8 @@ pub struct BuildArgs {
     /// The kernel inside the image, when it holds several (e.g. /boot/vmlinuz-lts).
     #[arg(long)]
     pub kernel: Option<String>,
-    /// The firmware the disk and ISO images boot on.
+    /// The firmware the disks and ISOs boot on: uefi (the UKI), bios (syslinux or isolinux loading the same
+    /// kernel, initramfs and command line), or hybrid (both).
     #[arg(long, value_enum, default_value = "uefi")]
     pub firmware: Firmware,
     /// Disk size, at least what the content needs: e.g. 512M, 2G (binary units). Default: just enough.
@@ -176,17 +174,6 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         }
     }
 
-    if args.firmware != Firmware::Uefi {
-        if let Some(f) = formats.iter().find(|f| f.is_disk()) {
-            bail!(
-                "--firmware {} is not available yet for {} disks, which boot on UEFI; build --format iso for \
-                 legacy BIOS machines",
-                if args.firmware == Firmware::Bios { "bios" } else { "hybrid" },
-                f.name()
-            );
-        }
-    }
-
     status(&format!("reading {}", spec.describe()));
     let tree = clay_source::read(&spec, &mut |w| warn(&w.0))?;
     let boot = if formats.iter().any(|f| f.boots()) { Some(BootInputs::find(&tree, &args)?) } else { None };
@@ -203,15 +190,14 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         None => None,
     };
 
-    // One UKI serves the .efi output and every disk; one raw disk serves every VM format.
-    let needs_uki = formats.iter().any(|f| *f == Format::Efi || f.is_disk())
-        || (formats.contains(&Format::Iso) && args.firmware != Firmware::Bios);
+    // One UKI serves the .efi output, every disk and the ISO that boot on UEFI; one raw disk serves every VM
+    // format.
+    let (uefi, bios) = (args.firmware != Firmware::Bios, args.firmware != Firmware::Uefi);
+    let has_disk = formats.iter().any(|f| f.is_disk());
+    let needs_uki = formats.contains(&Format::Efi) || (uefi && (has_disk || formats.contains(&Format::Iso)));
     // BIOS boot code is looked up before any output is written, so a missing package fails fast.
-    let bios_code = if formats.contains(&Format::Iso) && args.firmware != Firmware::Uefi {
-        Some(iso::BiosCode::find(&tree)?)
-    } else {
-        None
-    };
+    let iso_bios = if bios && formats.contains(&Format::Iso) { Some(iso::BiosCode::find(&tree)?) } else { None };
+    let disk_bios = if bios && has_disk { Some(bios::DiskBiosCode::find(&tree)?) } else { None };
     let uki = match (&boot, &initrd) {
         (Some(b), Some(initrd)) if needs_uki => {
             let efi = outputs.iter_mut().find(|(f, _)| *f == Format::Efi).map(|(_, files)| &mut files[0]);
@@ -228,16 +214,34 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         }
         _ => None,
     };
-    let raw = match &uki {
-        Some(uki) if formats.iter().any(|f| f.is_disk()) => {
-            let plan = disk::plan(uki.content.len(), &uki.seed, epoch, args.size)?;
+    // Identifiers (GUIDs, volume IDs) derive from the UKI, or without one from what BIOS boots.
+    let seed = match (&uki, &boot, &initrd) {
+        (Some(u), _, _) => Some(u.seed),
+        (None, Some(b), Some(initrd)) => Some(bios_only_seed(b, initrd)),
+        _ => None,
+    };
+    let raw = match (&boot, &initrd, seed) {
+        (Some(b), Some(initrd), Some(seed)) if has_disk => {
+            let inputs = disk::DiskInputs {
+                uki: if uefi { uki.as_ref().map(|u| &u.content) } else { None },
+                bios: disk_bios.as_ref().map(|code| disk::BiosInputs {
+                    code,
+                    kernel: &b.kernel.content,
+                    initrd: &initrd.content,
+                    cmdline: &b.cmdline,
+                }),
+                seed,
+                epoch,
+                min_size: args.size,
+            };
+            let plan = disk::plan(&inputs)?;
             let (mut file, name) = match outputs.iter_mut().find(|(f, _)| *f == Format::Raw) {
                 Some((_, files)) => (files[0].file()?.try_clone()?, files[0].target().display().to_string()),
                 None => {
                     (tempfile::tempfile().context("cannot create a temporary file for the disk")?, "the disk".into())
                 }
             };
-            disk::write(&mut file, &plan, &uki.file, uki.content.len(), &name)?;
+            disk::write(&mut file, &plan, &name)?;
             Some((file, plan.layout.disk_size))
         }
         _ => None,
@@ -250,18 +254,18 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
             (Format::Efi | Format::Raw, _) => {} // written above
             (Format::Iso, [out]) => {
                 let (Some(b), Some(initrd)) = (&boot, &initrd) else { bail!("internal error: no kernel for the ISO") };
-                let (uki_content, seed) = match &uki {
-                    Some(u) => (u.content.clone(), u.seed),
-                    // A BIOS-only ISO has no UKI; its identifiers come from the initramfs' size and the kernel.
-                    None => (Content::from_bytes(Vec::new()), bios_only_seed(b, initrd)),
+                let uki_content = match &uki {
+                    Some(u) if uefi => u.content.clone(),
+                    _ => Content::from_bytes(Vec::new()),
                 };
+                let Some(seed) = seed else { bail!("internal error: no identifiers for the ISO") };
                 let inputs = iso::IsoInputs {
                     uki: &uki_content,
                     kernel: &b.kernel.content,
                     initrd: &initrd.content,
                     cmdline: &b.cmdline,
-                    uefi: args.firmware != Firmware::Bios,
-                    bios: bios_code.as_ref(),
+                    uefi,
+                    bios: iso_bios.as_ref(),
                     seed,
                     epoch,
                 };
@@ -282,10 +286,10 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
                 status(&format!("tarball: {entries} entries"));
             }
             (_, [out]) if format.vm_format().is_some() => {
-                let (Some((file, size)), Some(uki), Some(vm)) = (&raw, &uki, format.vm_format()) else {
+                let (Some((file, size)), Some(seed), Some(vm)) = (&raw, seed, format.vm_format()) else {
                     bail!("internal error: no raw disk for {format:?}")
                 };
-                vm::write_vm_disk(&vm::RawFile { file, size: *size }, vm, uki.seed, epoch, out)?;
+                vm::write_vm_disk(&vm::RawFile { file, size: *size }, vm, seed, epoch, out)?;
             }
             _ => bail!("internal error: outputs of {format:?} were not prepared"),
         }
@@ -400,8 +404,6 @@ fn build_initramfs(tree: &Tree, kernel: &Kernel, compression: Compression, epoch
 /// identifiers and a different OS different ones.
 struct Uki {
     content: Content,
-    /// The file holding it, for copies the kernel can do without passing the bytes through clay.
-    file: Arc<File>,
     seed: [u8; 16],
 }
 
@@ -433,10 +435,10 @@ fn write_uki(file: &mut File, name: &str, parts: &BootInputs, initrd: &Initrd, e
     let mut seed = [0u8; 16];
     seed.copy_from_slice(&digest[..16]);
     let reader = Arc::new(file.try_clone().with_context(|| format!("cannot read back `{name}`"))?);
-    Ok(Uki { content: Content::Range { file: Arc::clone(&reader), offset: 0, len }, file: reader, seed })
+    Ok(Uki { content: Content::Range { file: reader, offset: 0, len }, seed })
 }
 
-/// Identifiers for an image without a UKI (a BIOS-only ISO): a hash of the command line, the kernel release and the
+/// Identifiers for an image without a UKI (a BIOS-only disk or ISO): a hash of the command line, the kernel release and the
 /// initramfs' size — stable for the same input, different for a different OS.
 fn bios_only_seed(boot: &BootInputs, initrd: &Initrd) -> [u8; 16] {
     use sha2::Digest;
