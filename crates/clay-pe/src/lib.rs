@@ -62,24 +62,16 @@ pub fn write_uki(
     out: &mut dyn Write,
 ) -> Result<u64, PeError> {
     let stub = Stub::parse(stub)?;
-    layout::validate_inputs(sections.iter().map(|s| (s.name, s.len)))?;
-
-    let mut merged_sbat = None;
-    for (index, s) in sections.iter_mut().enumerate() {
-        let Some(existing) = stub.section(s.name) else { continue };
-        if s.name != SBAT {
-            return Err(PeError::StubHasSection { name: s.name.to_owned() });
-        }
-        if s.len > sbat::MAX_SBAT_LEN {
-            return Err(PeError::SbatTooLarge { len: s.len, max: sbat::MAX_SBAT_LEN });
-        }
-        let mut caller = Vec::new();
-        copy_exact(s, &mut caller)?;
-        merged_sbat = Some(MergedSbat { index, content: sbat::merge(stub.content(existing), &caller)? });
-    }
-
     let inputs: Vec<(&str, u64)> = sections.iter().map(|s| (s.name, s.len)).collect();
-    let plan = layout::plan(&stub, &inputs, merged_sbat, timestamp)?;
+    let read_sbat = |index: usize| {
+        let mut caller = Vec::new();
+        // `plan_uki` only asks for indexes of `inputs`, which has one per section.
+        if let Some(s) = sections.get_mut(index) {
+            copy_exact(s, &mut caller)?;
+        }
+        Ok(caller)
+    };
+    let plan = plan_uki(&stub, &inputs, read_sbat, timestamp)?;
 
     let mut out = Counting { inner: out, written: 0 };
     out.write_all(&plan.headers).map_err(PeError::Write)?;
@@ -99,6 +91,38 @@ pub fn write_uki(
     out.pad_to(plan.file_len)?;
     out.flush().map_err(PeError::Write)?;
     Ok(out.written)
+}
+
+/// The number of bytes [`write_uki`] writes for sections of these names and lengths, without writing anything, so
+/// a caller can place the UKI (inside a disk image, say) before it exists. `sbat` is the content of the `.sbat`
+/// section when `sections` has one (it is merged with the stub's, which changes the length).
+pub fn uki_len(stub: &[u8], sections: &[(&str, u64)], sbat: &[u8]) -> Result<u64, PeError> {
+    let stub = Stub::parse(stub)?;
+    Ok(plan_uki(&stub, sections, |_| Ok(sbat.to_vec()), None)?.file_len)
+}
+
+/// Checks the inputs, merges a `.sbat` section (its content from `read_sbat(index)`) with the stub's, and lays out
+/// the image.
+fn plan_uki<'s>(
+    stub: &Stub<'s>,
+    inputs: &[(&str, u64)],
+    mut read_sbat: impl FnMut(usize) -> Result<Vec<u8>, PeError>,
+    timestamp: Option<u32>,
+) -> Result<layout::Plan<'s>, PeError> {
+    layout::validate_inputs(inputs.iter().copied())?;
+    let mut merged_sbat = None;
+    for (index, &(name, len)) in inputs.iter().enumerate() {
+        let Some(existing) = stub.section(name) else { continue };
+        if name != SBAT {
+            return Err(PeError::StubHasSection { name: name.to_owned() });
+        }
+        if len > sbat::MAX_SBAT_LEN {
+            return Err(PeError::SbatTooLarge { len, max: sbat::MAX_SBAT_LEN });
+        }
+        let caller = read_sbat(index)?;
+        merged_sbat = Some(MergedSbat { index, content: sbat::merge(stub.content(existing), &caller)? });
+    }
+    layout::plan(stub, inputs, merged_sbat, timestamp)
 }
 
 /// Copies exactly `s.len` bytes of `s.data` to `out`, and checks that is all the data there is.

@@ -154,6 +154,9 @@ pub fn build(stub: &[u8], inputs: &[Owned], timestamp: Option<u32>) -> Result<Ve
     let mut out = Vec::new();
     let written = write_uki(stub, &mut sections, timestamp, &mut out)?;
     assert_eq!(written, out.len() as u64, "write_uki reports the bytes it wrote");
+    let lens: Vec<(&str, u64)> = inputs.iter().map(|i| (i.name, i.data.len() as u64)).collect();
+    let sbat = inputs.iter().find(|i| i.name == ".sbat").map_or(&[][..], |i| i.data.as_slice());
+    assert_eq!(clay_pe::uki_len(stub, &lens, sbat).unwrap(), written, "uki_len predicts the length");
     Ok(out)
 }
 

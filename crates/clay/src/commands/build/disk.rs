@@ -4,7 +4,7 @@
 
 use std::fs::File;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clay_fat::{BootCode, FatLayout, FatOptions, Window};
 use clay_gpt::{Guid, Layout, PartitionSpec};
 use clay_tree::Content;
@@ -20,9 +20,9 @@ const SECTOR: u64 = 512;
 
 /// What the raw disk boots with: the UKI for UEFI, syslinux with the kernel and initramfs for BIOS, or both.
 pub struct DiskInputs<'a> {
-    pub uki: Option<&'a Content>,
+    /// The UKI's length; the UKI itself is written later, into the place [`DiskPlan::uki_offset`] gives.
+    pub uki_len: Option<u64>,
     pub bios: Option<BiosInputs<'a>>,
-    pub seed: [u8; 16],
     pub epoch: Option<i64>,
     /// `--size`.
     pub min_size: Option<u64>,
@@ -36,66 +36,82 @@ pub struct BiosInputs<'a> {
     pub cmdline: &'a str,
 }
 
-/// What the raw disk holds and where.
+/// Where everything goes on the disk. Identifiers (GUIDs, the volume ID) are not part of it: they derive from the
+/// UKI's hash, known only once it is written, and change no position.
 pub struct DiskPlan {
     pub layout: Layout,
-    pub disk_guid: Guid,
-    pub fat: FatOptions,
-    /// The ESP's files, in the order the FAT layout places them.
-    files: Vec<(&'static str, Content)>,
+    fat: FatOptions,
+    /// The ESP's files, in the order the FAT layout places them, with their content; `None` for the UKI.
+    files: Vec<(&'static str, u64, Option<Content>)>,
+    /// Where each file starts, from the start of the disk.
+    offsets: Vec<Option<u64>>,
     /// syslinux's `gptmbr.bin`, for a disk that boots on BIOS.
     mbr_code: Option<Vec<u8>>,
 }
 
-/// Lays out the disk: an ESP sized for its files, with room to replace each of the large ones once.
-pub fn plan(inputs: &DiskInputs<'_>) -> Result<DiskPlan> {
-    let mut files: Vec<(&'static str, Content)> = Vec::new();
-    if let Some(uki) = inputs.uki {
-        files.push((ESP_BOOT_PATH, uki.clone()));
+impl DiskPlan {
+    /// Where the UKI's bytes go, from the start of the disk, when the disk carries one.
+    pub fn uki_offset(&self) -> Option<u64> {
+        let index = self.files.iter().position(|(path, _, _)| *path == ESP_BOOT_PATH)?;
+        self.offsets[index]
     }
+}
+
+/// Lays out the disk: an ESP sized for its files, with room to replace each of them once.
+pub fn plan(inputs: &DiskInputs<'_>) -> Result<DiskPlan> {
+    let mut files: Vec<(&'static str, u64, Option<Content>)> = Vec::new();
+    if let Some(len) = inputs.uki_len {
+        files.push((ESP_BOOT_PATH, len, None));
+    }
+    let syslinux = inputs.bios.as_ref().map(|bios| &bios.code.syslinux);
     if let Some(bios) = &inputs.bios {
-        let sys_len = usize::try_from(bios.code.syslinux.ldlinux_sys_len()).unwrap_or(usize::MAX);
-        // ldlinux.sys depends on where it lands; a placeholder of its size goes into the plan first.
-        files.push((LDLINUX_SYS, Content::from_bytes(vec![0u8; sys_len])));
-        files.push((LDLINUX_C32, Content::from_bytes(bios.code.syslinux.ldlinux_c32().to_vec())));
+        // ldlinux.sys depends on where it lands: it is made once the layout is known.
+        files.push((LDLINUX_SYS, bios.code.syslinux.ldlinux_sys_len(), None));
+        files.push(bytes_file(LDLINUX_C32, bios.code.syslinux.ldlinux_c32().to_vec()));
         let cfg = syslinux_cfg(&format!("/{KERNEL}"), &format!("/{INITRD}"), bios.cmdline);
-        files.push((SYSLINUX_CFG, Content::from_bytes(cfg.into_bytes())));
-        files.push((KERNEL, bios.kernel.clone()));
-        files.push((INITRD, bios.initrd.clone()));
+        files.push(bytes_file(SYSLINUX_CFG, cfg.into_bytes()));
+        files.push((KERNEL, bios.kernel.len(), Some(bios.kernel.clone())));
+        files.push((INITRD, bios.initrd.len(), Some(bios.initrd.clone())));
     }
     let sizes = file_sizes(&files);
     let payload: u64 = sizes.iter().map(|(_, len)| len).sum();
     let esp_size = clay_fat::fat_size_for(&sizes, payload.saturating_add(ESP_EXTRA_HEADROOM));
     let esp = PartitionSpec {
         type_guid: clay_gpt::types::ESP,
-        guid: Guid::from_seed(&inputs.seed, "esp"),
+        guid: Guid::default(),
         name: "ESP".into(),
         size: esp_size,
         // gptmbr.bin boots the partition with this attribute.
-        attributes: if inputs.bios.is_some() { clay_gpt::ATTR_LEGACY_BIOS_BOOTABLE } else { 0 },
+        attributes: if syslinux.is_some() { clay_gpt::ATTR_LEGACY_BIOS_BOOTABLE } else { 0 },
     };
     let layout = clay_gpt::plan(vec![esp], inputs.min_size)?;
-    let mut fat = esp_fat_options(&inputs.seed, "esp-volume-id", inputs.epoch);
+    let esp = &layout.partitions[0];
+    let mut fat = esp_fat_options(&[0; 16], "esp-volume-id", inputs.epoch);
+    let placed = FatLayout::plan(esp.len(), &sizes, &fat).context("cannot lay out the ESP")?;
+    let offsets: Vec<Option<u64>> =
+        (0..files.len()).map(|i| placed.file_offset(i).map(|at| esp.offset() + at)).collect();
     let mut mbr_code = None;
-    if let Some(bios) = &inputs.bios {
-        let esp = &layout.partitions[0];
-        let placed = FatLayout::plan(esp.len(), &sizes, &fat).context("cannot lay out the ESP")?;
-        let index = files.iter().position(|(path, _)| *path == LDLINUX_SYS).unwrap_or_default();
+    if let (Some(bios), Some(syslinux)) = (&inputs.bios, syslinux) {
+        let index = files.iter().position(|(path, _, _)| *path == LDLINUX_SYS).unwrap_or_default();
         let at = placed.file_offset(index).context("internal error: the ESP has no room for ldlinux.sys")?;
         let first = at / SECTOR;
-        let sectors: Vec<u64> = (first..first + bios.code.syslinux.ldlinux_sys_len() / SECTOR).collect();
-        let installed = bios.code.syslinux.install(&sectors, Some(SYSLINUX_DIR))?;
-        files[index].1 = Content::from_bytes(installed.ldlinux_sys);
+        let sectors: Vec<u64> = (first..first + syslinux.ldlinux_sys_len() / SECTOR).collect();
+        let installed = syslinux.install(&sectors, Some(SYSLINUX_DIR))?;
+        files[index].2 = Some(Content::from_bytes(installed.ldlinux_sys));
         let hidden_sectors = u32::try_from(esp.first_lba)
             .context("the ESP starts beyond 2 TiB, where a BIOS boot sector cannot reach it")?;
         fat.boot = Some(BootCode { sector: installed.boot_sector, hidden_sectors });
         mbr_code = Some(bios.code.gptmbr.clone());
     }
-    Ok(DiskPlan { layout, disk_guid: Guid::from_seed(&inputs.seed, "disk"), fat, files, mbr_code })
+    Ok(DiskPlan { layout, fat, files, offsets, mbr_code })
 }
 
-fn file_sizes(files: &[(&'static str, Content)]) -> Vec<(&'static str, u64)> {
-    files.iter().map(|(path, content)| (*path, content.len())).collect()
+fn bytes_file(path: &'static str, bytes: Vec<u8>) -> (&'static str, u64, Option<Content>) {
+    (path, bytes.len() as u64, Some(Content::from_bytes(bytes)))
+}
+
+fn file_sizes(files: &[(&'static str, u64, Option<Content>)]) -> Vec<(&'static str, u64)> {
+    files.iter().map(|(path, len, _)| (*path, *len)).collect()
 }
 
 /// The FAT options of an ESP: label `ESP`, every time `epoch`, and a volume ID derived from `seed` and `id_label`
@@ -110,20 +126,37 @@ pub fn esp_fat_options(seed: &[u8; 16], id_label: &str, epoch: Option<i64>) -> F
     }
 }
 
-/// Writes the planned disk into `file` (an empty file): the GPT, the FAT metadata, and each file's bytes where
-/// the FAT layout puts them, copied in the kernel when they already sit in a file (the UKI, the initramfs).
-pub fn write(file: &mut File, plan: &DiskPlan, name: &str) -> Result<()> {
+/// Writes the planned disk into `file`: the GPT and the FAT metadata with identifiers derived from `seed`, and
+/// each file's bytes where the plan puts them, copied in the kernel when they already sit in a file. `uki` is
+/// copied in the same way; `None` when the caller wrote the UKI at [`DiskPlan::uki_offset`] itself.
+pub fn write(file: &mut File, plan: &DiskPlan, seed: [u8; 16], uki: Option<&Content>, name: &str) -> Result<()> {
     let write_err = || format!("cannot write `{name}`");
     file.set_len(plan.layout.disk_size).with_context(write_err)?;
-    let esp = &plan.layout.partitions[0];
-    let fat = FatLayout::plan(esp.len(), &file_sizes(&plan.files), &plan.fat).with_context(write_err)?;
+    let mut layout = plan.layout.clone();
+    layout.partitions[0].spec.guid = Guid::from_seed(&seed, "esp");
+    let esp = &layout.partitions[0];
+    let fat_opts =
+        FatOptions { boot: plan.fat.boot.clone(), ..esp_fat_options(&seed, "esp-volume-id", Some(plan.fat.mtime)) };
+    let fat = FatLayout::plan(esp.len(), &file_sizes(&plan.files), &fat_opts).with_context(write_err)?;
     let mut window = Window::new(&mut *file, esp.offset(), esp.len()).with_context(write_err)?;
     fat.write_metadata(&mut window).with_context(write_err)?;
-    for (index, (path, content)) in plan.files.iter().enumerate() {
-        let Some(at) = fat.file_offset(index) else { continue }; // an empty file owns no cluster
-        write_content_at(content, path, file, esp.offset() + at).with_context(write_err)?;
+    for ((path, len, content), at) in plan.files.iter().zip(&plan.offsets) {
+        let content = match (content, *path == ESP_BOOT_PATH) {
+            (Some(content), _) => content,
+            (None, true) => match uki {
+                Some(uki) => uki,
+                None => continue, // already in place
+            },
+            (None, false) => bail!("internal error: no content for `{path}` on the disk"),
+        };
+        let Some(at) = at else { continue }; // an empty file owns no cluster
+        if content.len() != *len {
+            bail!("internal error: `{path}` is {} bytes, but the disk was planned for {len}", content.len());
+        }
+        write_content_at(content, path, file, *at).with_context(write_err)?;
     }
-    clay_gpt::write_gpt(file, &plan.layout, plan.disk_guid, plan.mbr_code.as_deref()).with_context(write_err)?;
+    clay_gpt::write_gpt(file, &layout, Guid::from_seed(&seed, "disk"), plan.mbr_code.as_deref())
+        .with_context(write_err)?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! `clay build`: root filesystem → tree → initramfs → Unified Kernel Image.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -198,15 +198,49 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     // BIOS boot code is looked up before any output is written, so a missing package fails fast.
     let iso_bios = if bios && formats.contains(&Format::Iso) { Some(iso::BiosCode::find(&tree)?) } else { None };
     let disk_bios = if bios && has_disk { Some(bios::DiskBiosCode::find(&tree)?) } else { None };
+    let disk_plan = match (&boot, &initrd) {
+        (Some(b), Some(initrd)) if has_disk => {
+            let inputs = disk::DiskInputs {
+                uki_len: if uefi { Some(uki_len(b, initrd)?) } else { None },
+                bios: disk_bios.as_ref().map(|code| disk::BiosInputs {
+                    code,
+                    kernel: &b.kernel.content,
+                    initrd: &initrd.content,
+                    cmdline: &b.cmdline,
+                }),
+                epoch,
+                min_size: args.size,
+            };
+            Some(disk::plan(&inputs)?)
+        }
+        _ => None,
+    };
+    // The raw disk: the .img output, or a temporary file when only VM formats were asked for.
+    let mut raw_file = match &disk_plan {
+        Some(_) => Some(match outputs.iter_mut().find(|(f, _)| *f == Format::Raw) {
+            Some((_, files)) => (files[0].file()?.try_clone()?, files[0].target().display().to_string()),
+            None => (tempfile::tempfile().context("cannot create a temporary file for the disk")?, "the disk".into()),
+        }),
+        None => None,
+    };
+
+    // The UKI goes into the .efi output when there is one; else straight into the disk's ESP, saving a copy.
+    let mut uki_in_disk = false;
     let uki = match (&boot, &initrd) {
         (Some(b), Some(initrd)) if needs_uki => {
             let efi = outputs.iter_mut().find(|(f, _)| *f == Format::Efi).map(|(_, files)| &mut files[0]);
-            Some(match efi {
-                Some(out) => {
+            let in_disk = disk_plan.as_ref().and_then(|p| p.uki_offset()).zip(raw_file.as_mut());
+            Some(match (efi, in_disk) {
+                (Some(out), _) => {
                     let name = out.target().display().to_string();
                     write_uki(out.file()?, &name, b, initrd, epoch)?
                 }
-                None => {
+                (None, Some((at, (file, name)))) => {
+                    file.seek(SeekFrom::Start(at)).with_context(|| format!("cannot write `{name}`"))?;
+                    uki_in_disk = true;
+                    write_uki(file, name, b, initrd, epoch)?
+                }
+                (None, None) => {
                     let mut temp = tempfile::tempfile().context("cannot create a temporary file for the UKI")?;
                     write_uki(&mut temp, "the UKI", b, initrd, epoch)?
                 }
@@ -220,28 +254,10 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         (None, Some(b), Some(initrd)) => Some(bios_only_seed(b, initrd)),
         _ => None,
     };
-    let raw = match (&boot, &initrd, seed) {
-        (Some(b), Some(initrd), Some(seed)) if has_disk => {
-            let inputs = disk::DiskInputs {
-                uki: if uefi { uki.as_ref().map(|u| &u.content) } else { None },
-                bios: disk_bios.as_ref().map(|code| disk::BiosInputs {
-                    code,
-                    kernel: &b.kernel.content,
-                    initrd: &initrd.content,
-                    cmdline: &b.cmdline,
-                }),
-                seed,
-                epoch,
-                min_size: args.size,
-            };
-            let plan = disk::plan(&inputs)?;
-            let (mut file, name) = match outputs.iter_mut().find(|(f, _)| *f == Format::Raw) {
-                Some((_, files)) => (files[0].file()?.try_clone()?, files[0].target().display().to_string()),
-                None => {
-                    (tempfile::tempfile().context("cannot create a temporary file for the disk")?, "the disk".into())
-                }
-            };
-            disk::write(&mut file, &plan, &name)?;
+    let raw = match (disk_plan, raw_file, seed) {
+        (Some(plan), Some((mut file, name)), Some(seed)) => {
+            let copy_uki = if uki_in_disk || !uefi { None } else { uki.as_ref().map(|u| &u.content) };
+            disk::write(&mut file, &plan, seed, copy_uki, &name)?;
             Some((file, plan.layout.disk_size))
         }
         _ => None,
@@ -407,24 +423,48 @@ struct Uki {
     seed: [u8; 16],
 }
 
+/// The UKI's sections in order (UAPI UKI spec), with their lengths; `.linux` and `.initrd` are streamed from their
+/// content, the others are given here.
+fn uki_sections<'a>(parts: &'a BootInputs, initrd: &Initrd, sbat: &'a str) -> Vec<(&'static str, u64, &'a [u8])> {
+    let mut sections = vec![(".linux", parts.kernel.content.len(), &[][..])];
+    if let Some(osrel) = parts.osrel.as_deref().filter(|o| !o.is_empty()) {
+        sections.push((".osrel", osrel.len() as u64, osrel));
+    }
+    sections.push((".cmdline", parts.cmdline.len() as u64, parts.cmdline.as_bytes()));
+    sections.push((".initrd", initrd.content.len(), &[][..]));
+    sections.push((".uname", parts.release.len() as u64, parts.release.as_bytes()));
+    sections.push((".sbat", sbat.len() as u64, sbat.as_bytes()));
+    sections
+}
+
+/// How long the UKI will be, before it is written, so a disk can be laid out around it.
+fn uki_len(parts: &BootInputs, initrd: &Initrd) -> Result<u64> {
+    let sbat = clay_pe::default_sbat(env!("CARGO_PKG_VERSION"));
+    let lens: Vec<(&str, u64)> = uki_sections(parts, initrd, &sbat).iter().map(|(n, len, _)| (*n, *len)).collect();
+    Ok(clay_pe::uki_len(&parts.stub, &lens, sbat.as_bytes())?)
+}
+
+/// Writes the UKI into `file` from its current position (0 for the .efi output, the ESP's file for a disk).
 fn write_uki(file: &mut File, name: &str, parts: &BootInputs, initrd: &Initrd, epoch: Option<i64>) -> Result<Uki> {
+    let start = file.stream_position().with_context(|| format!("cannot write `{name}`"))?;
     let linux = parts.kernel.content.read_all(&parts.kernel.path)?;
     let sbat = clay_pe::default_sbat(env!("CARGO_PKG_VERSION"));
     let mut initrd_reader = BufReader::with_capacity(1 << 20, initrd.content.reader("the initramfs")?);
     let mut linux_r = linux.as_slice();
-    let mut cmdline_r = parts.cmdline.as_bytes();
-    let mut uname_r = parts.release.as_bytes();
-    let mut sbat_r = sbat.as_bytes();
-    let osrel = parts.osrel.as_deref().unwrap_or_default();
-    let mut osrel_r = osrel;
-    let mut sections = vec![clay_pe::SectionInput { name: ".linux", len: linux.len() as u64, data: &mut linux_r }];
-    if !osrel.is_empty() {
-        sections.push(clay_pe::SectionInput { name: ".osrel", len: osrel.len() as u64, data: &mut osrel_r });
+    let listed = uki_sections(parts, initrd, &sbat);
+    let mut given: Vec<&[u8]> = listed.iter().map(|(_, _, bytes)| *bytes).collect();
+    let mut sections: Vec<clay_pe::SectionInput<'_>> = Vec::with_capacity(listed.len());
+    let (mut linux_in, mut initrd_in): (Option<&mut dyn Read>, Option<&mut dyn Read>) =
+        (Some(&mut linux_r), Some(&mut initrd_reader));
+    for ((section, len, _), bytes) in listed.iter().zip(given.iter_mut()) {
+        let data: Option<&mut dyn Read> = match *section {
+            ".linux" => linux_in.take(),
+            ".initrd" => initrd_in.take(),
+            _ => Some(bytes),
+        };
+        let Some(data) = data else { bail!("internal error: the UKI section {section} is listed twice") };
+        sections.push(clay_pe::SectionInput { name: section, len: *len, data });
     }
-    sections.push(clay_pe::SectionInput { name: ".cmdline", len: parts.cmdline.len() as u64, data: &mut cmdline_r });
-    sections.push(clay_pe::SectionInput { name: ".initrd", len: initrd.content.len(), data: &mut initrd_reader });
-    sections.push(clay_pe::SectionInput { name: ".uname", len: parts.release.len() as u64, data: &mut uname_r });
-    sections.push(clay_pe::SectionInput { name: ".sbat", len: sbat.len() as u64, data: &mut sbat_r });
 
     let timestamp = epoch.map(|t| u32::try_from(t).unwrap_or(u32::MAX));
     let mut out = Hashing::new(BufWriter::with_capacity(1 << 20, &mut *file));
@@ -435,7 +475,7 @@ fn write_uki(file: &mut File, name: &str, parts: &BootInputs, initrd: &Initrd, e
     let mut seed = [0u8; 16];
     seed.copy_from_slice(&digest[..16]);
     let reader = Arc::new(file.try_clone().with_context(|| format!("cannot read back `{name}`"))?);
-    Ok(Uki { content: Content::Range { file: reader, offset: 0, len }, seed })
+    Ok(Uki { content: Content::Range { file: reader, offset: start, len }, seed })
 }
 
 /// Identifiers for an image without a UKI (a BIOS-only disk or ISO): a hash of the command line, the kernel release and the
