@@ -316,11 +316,16 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
             outputs.iter_mut().map(|(format, files)| scope.spawn(|| write_one(*format, files))).collect();
         jobs.into_iter().try_for_each(|job| job.join().unwrap_or_else(|_| bail!("internal error: a writer panicked")))
     })?;
-    for (_, files) in outputs {
-        for file in files {
-            let written = file.commit()?;
-            status(&format!("wrote {} ({})", written.display(), size_of(&written)));
-        }
+    // Renamed side by side: replacing an existing file can cost the filesystem real work (ext4 starts writing the
+    // new file back when it replaces another), and outputs are independent.
+    let committed: Vec<Result<PathBuf>> = std::thread::scope(|scope| {
+        let jobs: Vec<_> =
+            outputs.into_iter().flat_map(|(_, files)| files).map(|f| scope.spawn(|| f.commit())).collect();
+        jobs.into_iter().map(|job| job.join().unwrap_or_else(|_| bail!("internal error: a commit panicked"))).collect()
+    });
+    for written in committed {
+        let written = written?;
+        status(&format!("wrote {} ({})", written.display(), size_of(&written)));
     }
     status(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
     Ok(ExitCode::SUCCESS)
