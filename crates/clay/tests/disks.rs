@@ -175,6 +175,11 @@ fn hybrid_iso_boots_as_cdrom_on_both_firmwares_and_as_a_disk_under_ovmf() {
     assert!(entries.iter().any(|l| l.contains(" BIOS ")) && entries.iter().any(|l| l.contains(" UEFI ")), "{report}");
     let verify = sh(&format!("sgdisk -v {}", iso.display()));
     assert!(verify.contains("No problems found"), "{verify}");
+    // clay inspect finds the same two entries, and the UKI in the hybrid GPT's ESP.
+    let shown = String::from_utf8(clay_ok(&["inspect", iso.to_str().unwrap()]).stdout).unwrap();
+    assert!(shown.contains("ISO 9660 image") && shown.contains("volume CLAYLINUX"), "{shown}");
+    assert!(shown.contains("El Torito BIOS entry") && shown.contains("El Torito UEFI entry"), "{shown}");
+    assert!(shown.contains("hybrid: MBR and GPT") && shown.contains("EFI/BOOT/BOOTX64.EFI"), "{shown}");
     for firmware in ["bios", "uefi"] {
         let (status, console, stderr) = clay_run(&[iso.to_str().unwrap(), "--firmware", firmware], 240);
         assert!(status.success() && console.contains(TINY_MARKER), "CD-ROM under {firmware}: {stderr}\n{console}");

@@ -20,7 +20,7 @@ const MAX_TEXT_SECTION: u32 = 64 * 1024;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The image to inspect: a Unified Kernel Image (.efi).
+    /// The image to inspect: a Unified Kernel Image (.efi), an ISO, a GPT disk or a VM disk image.
     pub image: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -32,8 +32,34 @@ pub struct InspectArgs {
 #[serde(untagged)]
 enum Inspected {
     Uki(Report),
+    Iso(IsoReport),
     Disk(DiskReport),
     VmDisk(VmReport),
+}
+
+#[derive(Debug, Serialize)]
+struct IsoReport {
+    path: String,
+    kind: &'static str,
+    size: u64,
+    volume_id: String,
+    joliet: bool,
+    boot_entries: Vec<BootEntryReport>,
+    /// The system area's MBR and GPT, which make the same file boot as a disk (USB stick).
+    hybrid_mbr: bool,
+    hybrid_gpt: bool,
+    /// The partitions the hybrid GPT describes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk: Option<DiskReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct BootEntryReport {
+    platform: String,
+    bootable: bool,
+    emulation: &'static str,
+    /// The boot image's first 2048-byte sector.
+    sector: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,18 +131,21 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
     (&file).take(HEADER_PREFIX).read_to_end(&mut head)?;
     let inspected = if head.starts_with(PE_DOS_MAGIC) {
         Inspected::Uki(inspect_uki(path, &file, &head, size)?)
+    } else if head.get(ISO_ID_OFFSET..ISO_ID_OFFSET + 5) == Some(ISO_STANDARD_ID) {
+        Inspected::Iso(inspect_iso(path, &file, size)?)
     } else if head.get(GPT_HEADER_OFFSET..GPT_HEADER_OFFSET + 8) == Some(GPT_SIGNATURE) {
         Inspected::Disk(inspect_disk(path, &file, size)?)
     } else if let Some(vm) = identify_vm(&file, size)? {
         Inspected::VmDisk(VmReport { path: path.display().to_string(), kind: "VM disk image", ..vm })
     } else {
-        bail!("`{}` is not an image clay knows: not a UKI, a GPT disk or a VM disk image", path.display())
+        bail!("`{}` is not an image clay knows: not a UKI, an ISO, a GPT disk or a VM disk image", path.display())
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&inspected)?);
     } else {
         match &inspected {
             Inspected::Uki(r) => print_text(r),
+            Inspected::Iso(r) => print_iso(r),
             Inspected::Disk(r) => print_disk(r),
             Inspected::VmDisk(r) => {
                 println!("{}: {} image, {} ({} virtual)", r.path, r.format, human(r.size), human(r.virtual_size))
@@ -131,6 +160,63 @@ const PE_DOS_MAGIC: &[u8] = b"MZ";
 /// The GPT header's signature at LBA 1 (UEFI 2.10 §5.3.2).
 const GPT_SIGNATURE: &[u8] = b"EFI PART";
 const GPT_HEADER_OFFSET: usize = 512;
+/// ECMA-119 §8.1: the first volume descriptor (sector 16) starts with its type and "CD001".
+const ISO_STANDARD_ID: &[u8] = b"CD001";
+const ISO_ID_OFFSET: usize = 16 * 2048 + 1;
+
+fn inspect_iso(path: &Path, file: &File, size: u64) -> Result<IsoReport> {
+    let mut reader = std::io::BufReader::new(file);
+    let info = clay_iso::read_iso_info(&mut reader)
+        .with_context(|| format!("`{}` is a damaged ISO 9660 image", path.display()))?;
+    let boot_entries = info
+        .boot_entries
+        .iter()
+        .map(|e| BootEntryReport {
+            platform: match e.platform {
+                0x00 => "BIOS".into(),
+                0xef => "UEFI".into(),
+                other => format!("platform {other:#04x}"),
+            },
+            bootable: e.bootable,
+            emulation: match e.media_type {
+                0 => "no emulation",
+                1..=3 => "floppy emulation",
+                4 => "hard disk emulation",
+                _ => "unknown emulation",
+            },
+            sector: e.load_rba,
+        })
+        .collect();
+    let disk = if info.gpt { Some(inspect_disk(path, file, size)?) } else { None };
+    Ok(IsoReport {
+        path: path.display().to_string(),
+        kind: "ISO 9660 image",
+        size,
+        volume_id: info.volume_id,
+        joliet: info.joliet,
+        boot_entries,
+        hybrid_mbr: info.mbr,
+        hybrid_gpt: info.gpt,
+        disk,
+    })
+}
+
+fn print_iso(r: &IsoReport) {
+    let joliet = if r.joliet { ", Joliet" } else { "" };
+    println!("{}: {}, {}, volume {}{joliet}", r.path, r.kind, human(r.size), r.volume_id);
+    for e in &r.boot_entries {
+        let bootable = if e.bootable { "" } else { ", not bootable" };
+        println!("  El Torito {} entry ({}{bootable}) at sector {}", e.platform, e.emulation, e.sector);
+    }
+    match (r.hybrid_mbr, r.hybrid_gpt) {
+        (true, true) => println!("  hybrid: MBR and GPT, boots as a disk too"),
+        (true, false) => println!("  hybrid: MBR, boots as a disk too"),
+        _ => {}
+    }
+    if let Some(disk) = &r.disk {
+        print_partitions(disk);
+    }
+}
 
 fn inspect_disk(path: &Path, file: &File, size: u64) -> Result<DiskReport> {
     let mut first = vec![0u8; clay_gpt::READ_LEN];
@@ -191,6 +277,10 @@ fn identify_vm(file: &File, size: u64) -> Result<Option<VmReport>> {
 
 fn print_disk(r: &DiskReport) {
     println!("{}: {}, {}, disk GUID {}", r.path, r.kind, human(r.size), r.disk_guid);
+    print_partitions(r);
+}
+
+fn print_partitions(r: &DiskReport) {
     for p in &r.partitions {
         println!(
             "  {} {:<8} {:<22} {:>10} at {:#x}  {}",
