@@ -23,7 +23,13 @@ pub(crate) struct Prepared<'a> {
 /// Builds qemu's arguments (without the program name).
 pub(crate) fn qemu_args(opts: &RunOptions, prepared: Prepared<'_>) -> Vec<OsString> {
     let mut args = Args::default();
-    args.push(["-machine", "q35"]);
+    if opts.secure_boot.is_some() {
+        // OVMF's Secure Boot build keeps its variables in SMM-protected flash, so the guest cannot rewrite the keys.
+        args.push(["-machine", "q35,smm=on"]);
+        args.push(["-global", "driver=cfi.pflash01,property=secure,value=on"]);
+    } else {
+        args.push(["-machine", "q35"]);
+    }
     match prepared.accel {
         Accel::Kvm => args.push(["-accel", "kvm", "-cpu", "host"]),
         // TCG's default CPU (qemu64) lacks instructions current distributions require (x86-64-v2).
@@ -167,6 +173,17 @@ mod tests {
         );
         assert!(args.contains("-device virtio-blk-pci,drive=esp,bootindex=0"), "{args}");
         assert!(!args.contains("/images/x.efi"), "the ESP directory is attached, not the image: {args}");
+    }
+
+    #[test]
+    fn secure_boot_turns_on_smm_and_secure_flash() {
+        let mut opts = RunOptions::new(Boot::Efi("/images/x.efi".into()));
+        opts.secure_boot = Some("/keys/VARS.fd".into());
+        let args = qemu_args(&opts, uefi_prepared(None));
+        assert!(has_pair(&args, "-machine", "q35,smm=on"));
+        assert!(has_pair(&args, "-global", "driver=cfi.pflash01,property=secure,value=on"));
+        let plain = qemu_args(&RunOptions::new(Boot::Efi("/images/x.efi".into())), uefi_prepared(None));
+        assert!(has_pair(&plain, "-machine", "q35") && !joined(&plain).contains("smm"));
     }
 
     #[test]

@@ -19,6 +19,22 @@ pub enum QemuError {
     )]
     OvmfNotFound { looked: String },
 
+    #[error(
+        "OVMF's Secure Boot build was not found (looked for {looked}); install the ovmf package (Debian/Ubuntu) or \
+         edk2-ovmf (Fedora/Arch)"
+    )]
+    OvmfSecureBootNotFound { looked: String },
+
+    #[error("Secure Boot needs UEFI firmware; leave out --firmware bios")]
+    SecureBootNeedsUefi,
+
+    #[error("the variable store {path} cannot be read")]
+    VarStoreUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("{set} is set but {unset} is not; set both to use your own OVMF firmware")]
     OvmfOverrideIncomplete { set: &'static str, unset: &'static str },
 

@@ -82,6 +82,9 @@ pub struct RunOptions {
     pub extra_args: Vec<String>,
     /// Open disks with `snapshot=on`, so the guest's writes never reach the image.
     pub snapshot: bool,
+    /// Boot with Secure Boot: OVMF's Secure Boot build (with SMM) and a copy of this variable store, which holds the
+    /// enrolled keys (see [`secure_boot_vars_template`] for the empty store it must be made from).
+    pub secure_boot: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -95,8 +98,15 @@ impl RunOptions {
             cpus: 2,
             extra_args: Vec::new(),
             snapshot: true,
+            secure_boot: None,
         }
     }
+}
+
+/// The empty variable store of OVMF's Secure Boot build on this machine: the template a store of enrolled keys is
+/// written from, so it fits that firmware.
+pub fn secure_boot_vars_template() -> Result<PathBuf, QemuError> {
+    Ok(locate::find_ovmf_secure()?.vars_template)
 }
 
 /// A prepared QEMU invocation. Holds the temporary files (the OVMF variable store copy, the ESP directory), which
@@ -131,6 +141,16 @@ impl Vm {
             .tempdir()
             .map_err(|source| QemuError::TempFiles { path: std::env::temp_dir(), source })?;
         let temp_error = |source| QemuError::TempFiles { path: temp.path().to_owned(), source };
+        // Secure Boot swaps in OVMF's Secure Boot build and the caller's store of enrolled keys.
+        let ovmf = match (&opts.secure_boot, opts.firmware) {
+            (Some(_), Firmware::Bios) => return Err(QemuError::SecureBootNeedsUefi),
+            (Some(store), Firmware::Uefi) => {
+                std::fs::File::open(store)
+                    .map_err(|source| QemuError::VarStoreUnreadable { path: store.clone(), source })?;
+                Some(locate::Ovmf { vars_template: store.clone(), ..locate::find_ovmf_secure()? })
+            }
+            (None, _) => ovmf,
+        };
         let vars = match (opts.firmware, &ovmf) {
             (Firmware::Uefi, Some(ovmf)) => {
                 Some(accel::copy_vars(&ovmf.vars_template, temp.path()).map_err(temp_error)?)

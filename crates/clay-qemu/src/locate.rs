@@ -22,6 +22,15 @@ const OVMF_PAIRS: &[(&str, &str)] = &[
     ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
 ];
 
+/// OVMF built with Secure Boot and SMM (the variable store is then only writable from SMM, so the guest cannot
+/// change the enrolled keys), with the empty variable store template of the same size, in the order we try them.
+const OVMF_SECURE_PAIRS: &[(&str, &str)] = &[
+    ("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
+    ("/usr/share/edk2/ovmf/OVMF_CODE.secboot.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"),
+    ("/usr/share/edk2/x64/OVMF_CODE.secboot.4m.fd", "/usr/share/edk2/x64/OVMF_VARS.4m.fd"),
+    ("/usr/share/OVMF/OVMF_CODE.secboot.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
+];
+
 /// OVMF's two flash images: the read-only code and the template of its variable store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ovmf {
@@ -69,6 +78,17 @@ pub(crate) fn find_ovmf() -> Result<Ovmf, QemuError> {
                 looked: OVMF_PAIRS.iter().map(|(code, _)| *code).collect::<Vec<_>>().join(", "),
             }),
     }
+}
+
+/// Finds OVMF's Secure Boot build and the empty variable store template that goes with it.
+pub(crate) fn find_ovmf_secure() -> Result<Ovmf, QemuError> {
+    OVMF_SECURE_PAIRS
+        .iter()
+        .map(|(code, vars)| Ovmf { code: code.into(), vars_template: vars.into() })
+        .find(|ovmf| ovmf.code.is_file() && ovmf.vars_template.is_file())
+        .ok_or_else(|| QemuError::OvmfSecureBootNotFound {
+            looked: OVMF_SECURE_PAIRS.iter().map(|(code, _)| *code).collect::<Vec<_>>().join(", "),
+        })
 }
 
 #[cfg(test)]
