@@ -10,6 +10,8 @@ packages=(
   busybox-static dpkg mmdebstrap                                    # the example systems
   cpio libarchive-tools zstd xz-utils lz4 gzip binutils             # test oracles and baselines
   gdisk fdisk dosfstools mtools xorriso                             # disk, FAT and ISO oracles
+  isolinux syslinux syslinux-common                                 # BIOS boot code for ISOs and disks
+  sbsigntool osslsigncode efitools openssl                          # Secure Boot oracles and test keys
   attr libcap2-bin python3 hyperfine time                           # fixtures with xattrs; benchmarks
 )
 missing=()
