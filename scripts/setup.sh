@@ -12,7 +12,7 @@ packages=(
   gdisk fdisk dosfstools mtools xorriso                             # disk, FAT and ISO oracles
   isolinux syslinux syslinux-common                                 # BIOS boot code for ISOs and disks
   sbsigntool osslsigncode efitools openssl                          # Secure Boot oracles and test keys
-  attr libcap2-bin python3 hyperfine time                           # fixtures with xattrs; benchmarks
+  attr libcap2-bin python3 python3-venv hyperfine time              # fixtures with xattrs; benchmarks
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -24,6 +24,15 @@ apt-get update -qq
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# virt-firmware's virt-fw-vars reads OVMF variable stores: the oracle for the ones clay writes. Debian 12 does not
+# package it, so it goes into a virtual environment of its own.
+if ! command -v virt-fw-vars >/dev/null 2>&1; then
+  echo "setup: installing virt-firmware (virt-fw-vars) into /opt/claylinux-tools"
+  python3 -m venv /opt/claylinux-tools
+  /opt/claylinux-tools/bin/pip install -q virt-firmware
+  ln -sf /opt/claylinux-tools/bin/virt-fw-vars /usr/local/bin/virt-fw-vars
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
