@@ -34,6 +34,9 @@ for applet in $("$busybox" --list); do
   [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
 done
 cp "$kernel" "$root/boot/"
+# efivarfs, so the system can read UEFI variables (Secure Boot's state) from /sys/firmware/efi/efivars.
+efivarfs=$(find "$cache/root/lib/modules/$release" -name 'efivarfs.ko*' | head -n1)
+[ -z "$efivarfs" ] || cp "$efivarfs" "$root/lib/modules/$release/"
 install -m 0755 "$here/init" "$root/sbin/init"
 cat > "$root/etc/os-release" <<'OSREL'
 NAME="claylinux tiny"

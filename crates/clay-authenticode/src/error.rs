@@ -77,6 +77,8 @@ pub enum AuthenticodeError {
 
     #[error("cannot build the PKCS#7 signature: {0}")]
     Encode(der::Error),
+    #[error("cannot generate a key: {reason}")]
+    KeyGeneration { reason: String },
     #[error("RSA signing failed")]
     Sign(#[source] rsa::Error),
     #[error("signature #{number} is malformed: {reason}")]

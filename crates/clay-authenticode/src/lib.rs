@@ -15,6 +15,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod error;
+mod generate;
 mod keys;
 mod pe;
 mod pkcs7;
@@ -27,6 +28,7 @@ use der::asn1::{Any, OctetString};
 use sha2::{Digest, Sha256};
 
 pub use error::{AuthenticodeError, Result};
+pub use generate::generate_self_signed;
 pub use keys::{Certificate, SigningKey};
 
 use error::encode;
@@ -149,6 +151,26 @@ pub fn signatures<R: Read + Seek>(image: &mut R) -> Result<Vec<SignatureInfo>> {
         }
     }
     Ok(infos)
+}
+
+/// The certificates of the image's signers, as their signatures carry them (a signature that does not carry its
+/// signer's certificate contributes none): what firmware must trust for the image to boot.
+pub fn signer_certificates<R: Read + Seek>(image: &mut R) -> Result<Vec<Certificate>> {
+    let layout = Layout::read(image)?;
+    if layout.cert_table.is_none() {
+        return Ok(Vec::new());
+    }
+    let table = layout.read_cert_table(image)?;
+    let mut certs = Vec::new();
+    for (index, entry) in pe::pkcs7_entries(&table)?.into_iter().enumerate() {
+        let parsed = pkcs7::parse(entry, index + 1)?;
+        for (signer, _) in &parsed.signers {
+            if let Some(cert) = pkcs7::signer_certificate(&parsed.signed_data, signer) {
+                certs.push(Certificate::from_x509(cert.clone())?);
+            }
+        }
+    }
+    Ok(certs)
 }
 
 /// Checks that the image is signed by `trusted`, or by a certificate `trusted` issued (directly or through

@@ -576,3 +576,37 @@ fn never_panics_on_damaged_images() {
         let _ = signatures(&mut Cursor::new(&signed[..len]));
     }
 }
+
+/// Generated keys: openssl reads the key and the certificate, the certificate is self-signed and verifies, the
+/// key matches it and round-trips through PEM, and an image signed with it passes sbverify with that certificate.
+#[test]
+fn generated_keys_sign_what_sbverify_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now();
+    let (key, cert) = generate_self_signed("Clay \"test\", PK", 2048, now, Duration::from_secs(86_400 * 3650)).unwrap();
+    assert_eq!(cert.subject(), "CN=Clay \\\"test\\\"\\, PK");
+    key.check_matches(&cert).unwrap();
+    cert.check_validity(now + Duration::from_secs(60)).unwrap();
+    fs::write(dir.path().join("k.pem"), key.to_pkcs8_pem().unwrap()).unwrap();
+    fs::write(dir.path().join("c.pem"), cert.to_pem().unwrap()).unwrap();
+    let reloaded = SigningKey::from_pem(&fs::read(dir.path().join("k.pem")).unwrap(), None).unwrap();
+    reloaded.check_matches(&Certificate::from_pem(&fs::read(dir.path().join("c.pem")).unwrap()).unwrap()).unwrap();
+    let shown = sh_in(
+        dir.path(),
+        "openssl rsa -in k.pem -check -noout && openssl verify -CAfile c.pem c.pem && openssl x509 -in c.pem -noout -subject -ext basicConstraints",
+    );
+    assert!(shown.contains("c.pem: OK") && shown.contains("CA:TRUE"), "{shown}");
+    // Two keys are never the same.
+    let (_, other) = generate_self_signed("Clay PK", 2048, now, Duration::from_secs(60)).unwrap();
+    assert_ne!(other.serial(), cert.serial());
+    fs::write(dir.path().join("stub.efi"), stub()).unwrap();
+    sign_file(&dir.path().join("stub.efi"), &key, &cert).unwrap();
+    let (ok, out) = run(dir.path(), &["sbverify", "--cert", "c.pem", "stub.efi"]);
+    assert!(ok, "sbverify refused a signature by a generated key: {out}");
+    let signers = signer_certificates(&mut File::open(dir.path().join("stub.efi")).unwrap()).unwrap();
+    assert_eq!(signers, vec![cert.clone()]);
+    assert!(matches!(
+        generate_self_signed("", 2048, now, Duration::from_secs(60)),
+        Err(AuthenticodeError::KeyGeneration { .. })
+    ));
+}

@@ -25,6 +25,8 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Show what is inside an image: sections, command line, kernel, OS.
     Inspect(commands::inspect::InspectArgs),
+    /// Secure Boot keys: `clay keys generate DIR` makes a PK, KEK and db set to enroll in firmware.
+    Keys(commands::keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
+        Command::Keys(args) => commands::keys::run(args),
     };
     match result {
         Ok(code) => code,

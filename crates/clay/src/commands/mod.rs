@@ -2,4 +2,5 @@
 
 pub mod build;
 pub mod inspect;
+pub mod keys;
 pub mod run;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use clay_qemu::{Accel, Boot, DiskFormat, Firmware, RunOptions, Vm};
 
@@ -40,6 +40,14 @@ pub struct RunArgs {
     /// The accelerator.
     #[arg(long, value_enum, env = "CLAY_ACCEL", default_value = "auto")]
     pub accel: AccelArg,
+    /// Boot with UEFI Secure Boot enforcing: OVMF's Secure Boot build with a fresh variable store in which PK, KEK
+    /// and db are enrolled (from --keys; without it, the image's own signer becomes db, under a throwaway PK and
+    /// KEK).
+    #[arg(long)]
+    pub secure_boot: bool,
+    /// The key set to enroll, as `clay keys generate` writes it: PK.crt, KEK.crt and db.crt (PEM or DER).
+    #[arg(long, requires = "secure_boot")]
+    pub keys: Option<PathBuf>,
     /// Extra arguments passed to qemu as they are (after `--`).
     #[arg(last = true)]
     pub qemu_args: Vec<String>,
@@ -62,7 +70,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         AccelArg::Kvm => Accel::Kvm,
         AccelArg::Tcg => Accel::Tcg,
     };
-    opts.extra_args = args.qemu_args;
+    opts.extra_args = args.qemu_args.clone();
+    // The store lives as long as the VM: QEMU works on its own copy of it.
+    let _store = if args.secure_boot {
+        let store = secure_boot_store(&args)?;
+        opts.secure_boot = Some(store.path().to_owned());
+        Some(store)
+    } else {
+        None
+    };
     let vm = Vm::prepare(&opts, &mut |notice| eprintln!("clay: {notice}"))?;
     eprintln!("clay: booting {}; {}", args.image.display(), clay_qemu::ESCAPE_HELP);
     let status = vm.run_interactive()?;
@@ -71,6 +87,61 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(u8::try_from(status.code().unwrap_or(1)).unwrap_or(1))
     })
+}
+
+/// A variable store for OVMF's Secure Boot build with PK, KEK and db enrolled and Secure Boot turned on.
+fn secure_boot_store(args: &RunArgs) -> Result<tempfile::NamedTempFile> {
+    use clay_authenticode::{generate_self_signed, Certificate};
+    use clay_efivars::{EfiTime, Guid, SecureBootKeys, VarStore};
+    use std::time::{Duration, SystemTime};
+
+    let template = clay_qemu::secure_boot_vars_template()?;
+    let bytes = std::fs::read(&template).with_context(|| format!("cannot read `{}`", template.display()))?;
+    let mut store =
+        VarStore::parse(&bytes).with_context(|| format!("`{}` is not an OVMF variable store", template.display()))?;
+    let now = SystemTime::now();
+    let (owner, pk, kek, db) = match &args.keys {
+        Some(dir) => {
+            let cert = |name: &str| -> Result<Vec<u8>> {
+                let path = dir.join(format!("{name}.crt"));
+                let bytes = std::fs::read(&path).with_context(|| {
+                    format!("cannot read `{}`; --keys takes a directory made by `clay keys generate`", path.display())
+                })?;
+                let cert =
+                    Certificate::parse(&bytes).with_context(|| format!("`{}` is not a certificate", path.display()))?;
+                Ok(cert.der().to_vec())
+            };
+            let owner = std::fs::read_to_string(dir.join("owner-guid.txt"))
+                .ok()
+                .and_then(|text| text.trim().parse::<Guid>().ok())
+                .unwrap_or_default();
+            (owner, cert("PK")?, cert("KEK")?, cert("db")?)
+        }
+        None => {
+            let signers = match boot_for(&args.image)? {
+                Boot::Efi(path) => {
+                    let mut file = std::fs::File::open(&path)?;
+                    clay_authenticode::signer_certificates(&mut file)
+                        .with_context(|| format!("cannot read the signatures of `{}`", path.display()))?
+                }
+                _ => bail!("--secure-boot without --keys takes the signer from a .efi image; for a disk or an ISO, give --keys DIR"),
+            };
+            let Some(signer) = signers.first() else {
+                bail!("`{}` is not signed, so without --keys there is no certificate to enroll; sign it (clay build --sign-key, clay sign) or give --keys DIR", args.image.display())
+            };
+            eprintln!("clay: enrolling the image's signer `{}` as db, under a throwaway PK and KEK", signer.subject());
+            let day = Duration::from_secs(86_400);
+            let (_, pk) = generate_self_signed("clay run throwaway PK", 2048, now, day)?;
+            let (_, kek) = generate_self_signed("clay run throwaway KEK", 2048, now, day)?;
+            (Guid::default(), pk.der().to_vec(), kek.der().to_vec(), signer.der().to_vec())
+        }
+    };
+    let keys = SecureBootKeys::from_certificates(owner, &pk, &kek, &db)?;
+    let seconds = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    store.enroll_secure_boot(&keys, EfiTime::from_unix_seconds(seconds)?)?;
+    let mut file = tempfile::Builder::new().prefix("clay-secure-boot-").suffix(".fd").tempfile()?;
+    std::io::Write::write_all(&mut file, &store.to_bytes()?).context("cannot write the variable store")?;
+    Ok(file)
 }
 
 /// How to boot an image, from its extension.

@@ -18,6 +18,7 @@ use clay_vdisk::VmFormat;
 mod bios;
 mod disk;
 mod iso;
+mod sign;
 mod vm;
 
 use crate::output::{output_path, PendingOutput};
@@ -141,6 +142,13 @@ pub struct BuildArgs {
     /// /usr/lib/systemd/boot/efi/linuxx64.efi.stub].
     #[arg(long)]
     pub stub: Option<PathBuf>,
+    /// Sign for Secure Boot with this private key (PEM: PKCS#1, PKCS#8, or encrypted PKCS#8 with the passphrase in
+    /// CLAY_SIGN_PASSPHRASE or asked on the terminal): the UKI, and first the kernel inside it when unsigned.
+    #[arg(long, requires = "sign_cert")]
+    pub sign_key: Option<PathBuf>,
+    /// The certificate of --sign-key (PEM or DER).
+    #[arg(long, requires = "sign_key")]
+    pub sign_cert: Option<PathBuf>,
 }
 
 /// Sizes as DESIGN.md §2 writes them: a number with an optional binary unit, `512M`, `2G`, `1T`, `4096`.
@@ -174,9 +182,18 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         }
     }
 
+    // Keys are checked before any work, so a wrong passphrase or an expired certificate fails in a second.
+    let signer = sign::from_args(args.sign_key.as_ref(), args.sign_cert.as_ref())?;
     status(&format!("reading {}", spec.describe()));
     let tree = clay_source::read(&spec, &mut |w| warn(&w.0))?;
-    let boot = if formats.iter().any(|f| f.boots()) { Some(BootInputs::find(&tree, &args)?) } else { None };
+    let mut boot = if formats.iter().any(|f| f.boots()) { Some(BootInputs::find(&tree, &args)?) } else { None };
+    if let (Some(signer), Some(b)) = (&signer, boot.as_mut()) {
+        let kernel = b.kernel.content.read_all(&b.kernel.path)?;
+        if let Some(signed) = signer.sign_kernel(&kernel)? {
+            status(&format!("signed the kernel for `{}` (it had no signature)", signer.subject()));
+            b.linux = Content::from_bytes(signed);
+        }
+    }
 
     // Outputs are opened before the expensive work, so an unwritable path fails in a second, not a minute, and
     // renamed into place only once every one of them is written.
@@ -198,35 +215,39 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     // BIOS boot code is looked up before any output is written, so a missing package fails fast.
     let iso_bios = if bios && formats.contains(&Format::Iso) { Some(iso::BiosCode::find(&tree)?) } else { None };
     let disk_bios = if bios && has_disk { Some(bios::DiskBiosCode::find(&tree)?) } else { None };
-    let disk_plan = match (&boot, &initrd) {
-        (Some(b), Some(initrd)) if has_disk => {
-            let inputs = disk::DiskInputs {
-                uki_len: if uefi { Some(uki_len(b, initrd)?) } else { None },
-                bios: disk_bios.as_ref().map(|code| disk::BiosInputs {
-                    code,
-                    kernel: &b.kernel.content,
-                    initrd: &initrd.content,
-                    cmdline: &b.cmdline,
-                }),
-                epoch,
-                min_size: args.size,
-            };
-            Some(disk::plan(&inputs)?)
-        }
-        _ => None,
+    // The disk is laid out around the UKI. Unsigned, the UKI's length is known before it is written, so it goes
+    // straight into the disk's ESP (saving a copy) unless there is a .efi output; signed, it grows when signed, so
+    // the disk is laid out afterwards and the signed UKI copied in.
+    let plan_disk = |uki_len: Option<u64>| -> Result<Option<disk::DiskPlan>> {
+        let (Some(b), Some(initrd)) = (&boot, &initrd) else { return Ok(None) };
+        let inputs = disk::DiskInputs {
+            uki_len: if uefi { uki_len } else { None },
+            bios: disk_bios.as_ref().map(|code| disk::BiosInputs {
+                code,
+                kernel: &b.kernel.content,
+                initrd: &initrd.content,
+                cmdline: &b.cmdline,
+            }),
+            epoch,
+            min_size: args.size,
+        };
+        Ok(Some(disk::plan(&inputs)?))
     };
     // The raw disk: the .img output, or a temporary file when only VM formats were asked for.
-    let mut raw_file = match &disk_plan {
-        Some(_) => Some(match outputs.iter_mut().find(|(f, _)| *f == Format::Raw) {
+    let open_raw = |outputs: &mut Vec<(Format, Vec<PendingOutput>)>| -> Result<(File, String)> {
+        Ok(match outputs.iter_mut().find(|(f, _)| *f == Format::Raw) {
             Some((_, files)) => (files[0].file()?.try_clone()?, files[0].target().display().to_string()),
             None => (tempfile::tempfile().context("cannot create a temporary file for the disk")?, "the disk".into()),
-        }),
-        None => None,
+        })
     };
+    let (mut disk_plan, mut raw_file) = (None, None);
+    if let (Some(b), Some(initrd), true, None) = (&boot, &initrd, has_disk, &signer) {
+        disk_plan = plan_disk(if needs_uki { Some(uki_len(b, initrd)?) } else { None })?;
+        raw_file = Some(open_raw(&mut outputs)?);
+    }
 
-    // The UKI goes into the .efi output when there is one; else straight into the disk's ESP, saving a copy.
     let mut uki_in_disk = false;
-    let uki = match (&boot, &initrd) {
+    let mut uki = match (&boot, &initrd) {
         (Some(b), Some(initrd)) if needs_uki => {
             let efi = outputs.iter_mut().find(|(f, _)| *f == Format::Efi).map(|(_, files)| &mut files[0]);
             let in_disk = disk_plan.as_ref().and_then(|p| p.uki_offset()).zip(raw_file.as_mut());
@@ -248,6 +269,18 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         }
         _ => None,
     };
+    if let (Some(signer), Some(u)) = (&signer, uki.as_mut()) {
+        let Content::Range { file, offset: 0, .. } = &u.content else {
+            bail!("internal error: the UKI to sign does not fill its own file")
+        };
+        let len = signer.sign_file(file, "the UKI")?;
+        status(&format!("signed the UKI for `{}`", signer.subject()));
+        u.content = Content::Range { file: Arc::clone(file), offset: 0, len };
+    }
+    if has_disk && disk_plan.is_none() {
+        disk_plan = plan_disk(uki.as_ref().map(|u| u.content.len()))?;
+        raw_file = Some(open_raw(&mut outputs)?);
+    }
     // Identifiers (GUIDs, volume IDs) derive from the UKI, or without one from what BIOS boots.
     let seed = match (&uki, &boot, &initrd) {
         (Some(u), _, _) => Some(u.seed),
@@ -334,6 +367,8 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
 /// What every bootable format needs, found once: the kernel, the stub, the command line and os-release.
 struct BootInputs {
     kernel: Kernel,
+    /// What goes into the UKI's `.linux`: the kernel, or its signed copy.
+    linux: Content,
     release: String,
     stub: Vec<u8>,
     cmdline: String,
@@ -354,7 +389,7 @@ impl BootInputs {
             None => image_cmdline(tree)?.unwrap_or_else(|| DEFAULT_CMDLINE.to_owned()),
         };
         let osrel = read_file(tree, OS_RELEASE_FILES)?;
-        Ok(BootInputs { kernel, release, stub, cmdline, osrel })
+        Ok(BootInputs { linux: kernel.content.clone(), kernel, release, stub, cmdline, osrel })
     }
 }
 
@@ -372,7 +407,7 @@ fn write_kernel_files(
 }
 
 /// `SOURCE_DATE_EPOCH` (reproducible-builds.org): the time every later timestamp is clamped to.
-fn source_date_epoch() -> Result<Option<i64>> {
+pub(crate) fn source_date_epoch() -> Result<Option<i64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if v.is_empty() => Ok(None),
         Ok(v) => v.trim().parse::<i64>().ok().filter(|t| *t >= 0).map(Some).ok_or_else(|| {
@@ -431,7 +466,7 @@ struct Uki {
 /// The UKI's sections in order (UAPI UKI spec), with their lengths; `.linux` and `.initrd` are streamed from their
 /// content, the others are given here.
 fn uki_sections<'a>(parts: &'a BootInputs, initrd: &Initrd, sbat: &'a str) -> Vec<(&'static str, u64, &'a [u8])> {
-    let mut sections = vec![(".linux", parts.kernel.content.len(), &[][..])];
+    let mut sections = vec![(".linux", parts.linux.len(), &[][..])];
     if let Some(osrel) = parts.osrel.as_deref().filter(|o| !o.is_empty()) {
         sections.push((".osrel", osrel.len() as u64, osrel));
     }
@@ -452,7 +487,7 @@ fn uki_len(parts: &BootInputs, initrd: &Initrd) -> Result<u64> {
 /// Writes the UKI into `file` from its current position (0 for the .efi output, the ESP's file for a disk).
 fn write_uki(file: &mut File, name: &str, parts: &BootInputs, initrd: &Initrd, epoch: Option<i64>) -> Result<Uki> {
     let start = file.stream_position().with_context(|| format!("cannot write `{name}`"))?;
-    let linux = parts.kernel.content.read_all(&parts.kernel.path)?;
+    let linux = parts.linux.read_all(&parts.kernel.path)?;
     let sbat = clay_pe::default_sbat(env!("CARGO_PKG_VERSION"));
     let mut initrd_reader = BufReader::with_capacity(1 << 20, initrd.content.reader("the initramfs")?);
     let mut linux_r = linux.as_slice();
