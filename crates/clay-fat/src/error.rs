@@ -34,6 +34,27 @@ pub enum FatError {
     NotFat32(String),
     #[error("the FAT32 volume is damaged: {0}")]
     Corrupt(String),
+    #[error("`{path}` does not exist on the FAT volume")]
+    NotFound { path: String },
+    #[error("`{path}` is a directory, not a file")]
+    NotAFile { path: String },
+    #[error("`{path}` is a file, so it cannot hold `{rest}`")]
+    NotADirectory { path: String, rest: String },
+    #[error(
+        "writing {len} bytes to `{path}` needs {needed} bytes of free clusters but the volume has {free}, \
+         {missing} bytes too few"
+    )]
+    NoSpace { path: String, len: u64, needed: u64, free: u64, missing: u64 },
+    #[error("the cluster chain of `{path}` runs in a loop back to cluster {cluster}")]
+    ChainLoop { path: String, cluster: u32 },
+    #[error("the cluster chain of `{path}` leads to cluster {cluster}, outside the volume's clusters 2 to {max}")]
+    ClusterOutOfRange { path: String, cluster: u32, max: u32 },
+    #[error("`{path}` is {len} bytes, which take {expected} clusters, but its cluster chain ends after {clusters}")]
+    ChainTooShort { path: String, len: u64, expected: u64, clusters: u64 },
+    #[error("`{path}` is {len} bytes, which take {expected} clusters, but its cluster chain has {clusters}")]
+    ChainTooLong { path: String, len: u64, expected: u64, clusters: u64 },
+    #[error("`{path}` shares cluster {cluster} with another file or directory, so its clusters cannot be freed")]
+    CrossLinked { path: String, cluster: u32 },
     #[error("cannot read or write the FAT volume: {0}")]
     Io(#[from] io::Error),
 }

@@ -8,10 +8,16 @@
 //! label and timestamps come from [`FatOptions`]; nothing reads the clock or a random source, so the same inputs
 //! give the same bytes.
 //!
+//! An existing volume (ours, or any FAT32 one) can be read and edited one file at a time: [`file_extents`] says
+//! where a file's data lies, and [`replace_file`] gives it new content in free clusters without moving any other
+//! file, which is how a UKI is signed inside a finished disk image.
+//!
 //! Sizes: the cluster size follows Microsoft's formatter (512-byte clusters up to 260 MiB, 4 KiB up to 8 GiB, …),
 //! and a FAT32 volume needs at least 65,525 clusters, so the smallest volume is 33 MiB (see [`MIN_SIZE`]).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod chain;
+mod edit;
 mod error;
 mod geometry;
 mod layout;
@@ -22,12 +28,14 @@ mod read;
 mod stream;
 mod time;
 mod tree;
+mod volume;
 mod window;
 mod write;
 
 use std::fmt;
 use std::io::Read;
 
+pub use edit::{copy_file, file_extents, read_file, replace_file, Extent, FileExtents};
 pub use error::FatError;
 pub use layout::FatLayout;
 pub use read::list_fat;

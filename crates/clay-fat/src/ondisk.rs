@@ -30,6 +30,9 @@ pub const FSINFO_SECTOR: u16 = 1;
 pub const BACKUP_BOOT_SECTOR: u16 = 6;
 /// FAT spec §3.3: BPB_RootClus, "usually 2".
 pub const ROOT_CLUSTER: u32 = 2;
+/// FAT spec §3.3: BPB_ExtFlags bit 7, set when only one FAT is active (not mirrored), and bits 0-3, which name it.
+pub const EXT_FLAGS_NO_MIRROR: u16 = 0x0080;
+pub const EXT_FLAGS_ACTIVE_FAT: u16 = 0x000F;
 /// FAT spec §3.3: BS_BootSig, meaning the volume ID, label and type fields are present.
 pub const EXTENDED_BOOT_SIGNATURE: u8 = 0x29;
 /// FAT spec §3.3: BS_DrvNum for a hard disk.

@@ -7,6 +7,7 @@ use super::*;
 use crate::names::{exact_short_name, short_name_checksum, Basis};
 use crate::time::FatTime;
 
+mod edit;
 mod streaming;
 
 const MIB: u64 = 1 << 20;
