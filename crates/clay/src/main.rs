@@ -27,6 +27,10 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// Secure Boot keys: `clay keys generate DIR` makes a PK, KEK and db set to enroll in firmware.
     Keys(commands::keys::KeysArgs),
+    /// Sign the UKI of an image built elsewhere (a .efi, or the UKI in a raw disk or an ISO) for Secure Boot.
+    Sign(commands::sign::SignArgs),
+    /// Check that an image's UKI is signed by a certificate (or one it issued).
+    Verify(commands::sign::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,8 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Keys(args) => commands::keys::run(args),
+        Command::Sign(args) => commands::sign::sign(args),
+        Command::Verify(args) => commands::sign::verify(args),
     };
     match result {
         Ok(code) => code,

@@ -115,6 +115,12 @@ fn signed_images_pass_sbverify_alone_and_inside_a_disk_and_an_iso() {
     let base = build_signed(work.path(), &root, &keys, "signed", &["efi", "raw", "iso"]);
     let efi = with_ext(&base, "efi");
     assert_signed(&efi, &cert);
+    let shown = String::from_utf8(clay_ok(&["inspect", efi.to_str().unwrap()]).stdout).unwrap();
+    assert!(shown.contains("by `CN=Clay Test db`") && shown.contains("SHA-256 digest matches the image"), "{shown}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&clay_ok(&["inspect", "--json", efi.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(json["signatures"][0]["subject"], "CN=Clay Test db");
+    assert_eq!(json["signatures"][0]["digest_matches"], true);
     // The UKI on the disk's ESP and inside the ISO's ESP image is the same signed file.
     let from_disk = work.path().join("from-disk.efi");
     sh(&format!(
@@ -235,4 +241,59 @@ fn bad_keys_are_refused_with_nothing_written() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("ok.efi")], "only the good build wrote a file");
+}
+
+/// Signing elsewhere: an unsigned build, then `clay sign` on the UKI, the raw disk and the ISO. `clay verify` and
+/// sbverify accept the results, the disk's other files and the GPT stay intact, and the signed disk boots under
+/// Secure Boot.
+#[test]
+fn clay_sign_signs_a_uki_a_disk_and_an_iso_built_elsewhere() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tiny_system(&root);
+    let keys = generate_keys(work.path());
+    let (key, cert) = (keys.join("db.key"), keys.join("db.crt"));
+    let base = work.path().join("unsigned");
+    let out = clay()
+        .args(["build", root.to_str().unwrap(), "--cmdline", TINY_CMDLINE, "--firmware", "hybrid"])
+        .args(["-f", "efi", "-f", "raw", "-f", "iso", "-o", base.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for ext in ["efi", "img", "iso"] {
+        let unsigned = with_ext(&base, ext);
+        let signed = work.path().join(format!("signed.{ext}"));
+        let err = clay_err(clay().arg("verify").arg(&unsigned).arg("--cert").arg(&cert));
+        assert!(err.contains("does not verify") && err.contains("not signed"), "{err}");
+        clay_ok(&[
+            "sign",
+            unsigned.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+            "-o",
+            signed.to_str().unwrap(),
+        ]);
+        let shown =
+            String::from_utf8(clay_ok(&["verify", signed.to_str().unwrap(), "--cert", cert.to_str().unwrap()]).stdout)
+                .unwrap();
+        assert!(shown.contains("signed by `CN=Clay Test db`"), "{shown}");
+        let err = clay_err(clay().arg("verify").arg(&signed).arg("--cert").arg(keys.join("PK.crt")));
+        assert!(err.contains("is not signed by `CN=Clay Test PK`"), "{err}");
+        let err = clay_err(clay().arg("sign").arg(&signed).arg("--key").arg(&key).arg("--cert").arg(&cert));
+        assert!(err.contains("already signed; pass --replace"), "{err}");
+    }
+    let disk = work.path().join("signed.img");
+    let verify = sh(&format!("sgdisk -v {}", disk.display()));
+    assert!(verify.contains("No problems found"), "{verify}");
+    let uki = work.path().join("from-disk.efi");
+    sh(&format!("mcopy -n -i {}@@1M ::/EFI/BOOT/BOOTX64.EFI {}", disk.display(), uki.display()));
+    assert_signed(&uki, &cert);
+    // The rest of the ESP is untouched: syslinux still boots the disk on BIOS.
+    let (status, console, stderr) = clay_run(&[disk.to_str().unwrap(), "--firmware", "bios"], 240);
+    assert!(status.success() && console.contains(TINY_MARKER), "BIOS: {stderr}\n{console}");
+    let (status, console, stderr) =
+        clay_run(&[disk.to_str().unwrap(), "--secure-boot", "--keys", keys.to_str().unwrap()], 240);
+    assert!(status.success() && console.contains("tiny: SecureBoot=1"), "{stderr}\n{console}");
 }

@@ -112,7 +112,18 @@ struct Report {
     cmdline: Option<String>,
     initrd_compression: Option<&'static str>,
     signed: bool,
+    /// Who signed the image (Authenticode), and whether the image still matches each signature.
+    signatures: Vec<SignatureReport>,
     sections: Vec<Section>,
+}
+
+#[derive(Debug, Serialize)]
+struct SignatureReport {
+    subject: Option<String>,
+    issuer: String,
+    digest_algorithm: String,
+    /// `None` when the digest algorithm is not one clay checks (SHA-256).
+    digest_matches: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -338,6 +349,19 @@ fn inspect_uki(path: &Path, file: &File, head: &[u8], size: u64) -> Result<Repor
         cmdline: text(".cmdline")?.map(|c| c.trim_end_matches(['\0', '\n']).to_owned()),
         initrd_compression,
         signed: info.certificate_table.is_some_and(|(_, len)| len > 0),
+        signatures: clay_authenticode::signatures(&mut std::io::BufReader::new(file))
+            .map(|found| {
+                found
+                    .into_iter()
+                    .map(|s| SignatureReport {
+                        subject: s.subject,
+                        issuer: s.issuer,
+                        digest_algorithm: s.digest_algorithm,
+                        digest_matches: s.digest_matches,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         sections: info
             .sections
             .iter()
@@ -389,7 +413,18 @@ fn print_text(r: &Report) {
     show("kernel:", &r.kernel_release);
     show("cmdline:", &r.cmdline);
     show("initrd:", &r.initrd_compression.map(str::to_owned));
-    println!("  {:<10} {}", "signed:", if r.signed { "yes" } else { "no" });
+    if r.signatures.is_empty() {
+        println!("  {:<10} {}", "signed:", if r.signed { "yes (unreadable signature)" } else { "no" });
+    }
+    for sig in &r.signatures {
+        let who = sig.subject.as_deref().unwrap_or("an unknown signer");
+        let state = match sig.digest_matches {
+            Some(true) => "matches the image",
+            Some(false) => "does NOT match the image",
+            None => "not checked",
+        };
+        println!("  {:<10} by `{who}` (issuer `{}`), {} digest {state}", "signed:", sig.issuer, sig.digest_algorithm);
+    }
     println!("  sections:");
     for s in &r.sections {
         println!("    {:<9} {:>10}  at {:#010x}", s.name, human(u64::from(s.size)), s.file_offset);

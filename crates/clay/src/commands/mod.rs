@@ -4,3 +4,4 @@ pub mod build;
 pub mod inspect;
 pub mod keys;
 pub mod run;
+pub mod sign;

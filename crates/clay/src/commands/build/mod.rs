@@ -16,9 +16,9 @@ use clay_tree::{Content, Kind, Tree};
 use clay_vdisk::VmFormat;
 
 mod bios;
-mod disk;
+pub(crate) mod disk;
 mod iso;
-mod sign;
+pub(crate) mod sign;
 mod vm;
 
 use crate::output::{output_path, PendingOutput};
