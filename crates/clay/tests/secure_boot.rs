@@ -239,8 +239,33 @@ fn bad_keys_are_refused_with_nothing_written() {
     cmd.arg("--sign-key").arg(work.path().join("enc.key")).arg("--sign-cert").arg(keys.join("db.crt"));
     let ok = cmd.env("CLAY_SIGN_PASSPHRASE", "right").output().unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    // A stub that is already signed: its signature would not cover the UKI.
+    sh_in(
+        work.path(),
+        "sbsign --key keys/db.key --cert keys/db.crt --output signed-stub.efi /usr/lib/systemd/boot/efi/linuxx64.efi.stub",
+    );
+    let err = clay_err(
+        clay()
+            .args(["build", root.to_str().unwrap(), "--stub"])
+            .arg(work.path().join("signed-stub.efi"))
+            .arg("-o")
+            .arg(out.join("stub")),
+    );
+    assert!(err.contains("the EFI stub is already signed"), "{err}");
     let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("ok.efi")], "only the good build wrote a file");
+    // On a terminal, clay asks for the passphrase (script(1) gives it one).
+    let prompted = work.path().join("prompted");
+    sh_in(
+        work.path(),
+        &format!(
+            "(sleep 3; printf 'right\\n') | script -qec '{clay} build {root} -f efi --sign-key enc.key --sign-cert keys/db.crt -o {out}' /dev/null",
+            clay = env!("CARGO_BIN_EXE_clay"),
+            root = root.display(),
+            out = prompted.display()
+        ),
+    );
+    assert!(with_ext(&prompted, "efi").is_file(), "the prompted passphrase was taken");
 }
 
 /// Signing elsewhere: an unsigned build, then `clay sign` on the UKI, the raw disk and the ISO. `clay verify` and
