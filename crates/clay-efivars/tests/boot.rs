@@ -240,17 +240,14 @@ fn auth_files_enroll_keys_through_the_firmware() {
     let [pk, kek, db] = make_keys(d);
     let enrolled_at = EfiTime::utc(2024, 5, 1, 12, 0, 0).unwrap();
     let esl = |der: &[u8]| SignatureList::x509(owner(), der).to_bytes().unwrap();
-    let openssl_signer = |signer: &'static str| {
+    // Signed by clay-authenticode, as `clay keys generate` signs them: the firmware is the judge.
+    let clay_signer = |signer: &'static str| {
         move |tbs: &[u8]| {
-            std::fs::write(d.join("tbs.bin"), tbs).unwrap();
-            sh_in(
-                d,
-                &format!(
-                    "openssl smime -sign -binary -noattr -md sha256 -in tbs.bin -signer {signer}.crt \
-                     -inkey {signer}.key -outform DER -out sig.der"
-                ),
-            );
-            Ok::<_, EfiVarsError>(std::fs::read(d.join("sig.der")).unwrap())
+            let key = std::fs::read(d.join(format!("{signer}.key"))).unwrap();
+            let cert = std::fs::read(d.join(format!("{signer}.crt"))).unwrap();
+            let key = clay_authenticode::SigningKey::from_pem(&key, None).unwrap();
+            let cert = clay_authenticode::Certificate::from_pem(&cert).unwrap();
+            Ok::<_, EfiVarsError>(clay_authenticode::pkcs7_sign_detached(tbs, &key, &cert).unwrap())
         }
     };
     let later = EfiTime::utc(2024, 6, 1, 0, 0, 0).unwrap();
@@ -270,7 +267,7 @@ fn auth_files_enroll_keys_through_the_firmware() {
     let mut files = vec![("efivarfs.ko".to_owned(), efivarfs_module(&clay_testkit::example_kernel()))];
     for (file, variable, time, data, signer) in updates.iter().cloned() {
         let update = AuthVariable::secure_boot(variable, time, data).unwrap();
-        let auth = update.signed_auth_file(openssl_signer(signer)).unwrap();
+        let auth = update.signed_auth_file(clay_signer(signer)).unwrap();
         // efivarfs: the attributes, then what SetVariable() gets as data.
         files.push((format!("{file}.var"), [&update.attributes().to_le_bytes()[..], &auth].concat()));
     }
