@@ -310,6 +310,10 @@ fn clay_sign_signs_a_uki_a_disk_and_an_iso_built_elsewhere() {
         assert!(err.contains("already signed; pass --replace"), "{err}");
     }
     let disk = work.path().join("signed.img");
+    let shown = String::from_utf8(clay_ok(&["inspect", disk.to_str().unwrap()]).stdout).unwrap();
+    assert!(shown.contains("EFI/BOOT/BOOTX64.EFI") && shown.contains("signed by `CN=Clay Test db`"), "{shown}");
+    let shown = String::from_utf8(clay_ok(&["inspect", with_ext(&base, "iso").to_str().unwrap()]).stdout).unwrap();
+    assert!(shown.contains("unsigned"), "{shown}");
     let verify = sh(&format!("sgdisk -v {}", disk.display()));
     assert!(verify.contains("No problems found"), "{verify}");
     let uki = work.path().join("from-disk.efi");

@@ -89,6 +89,9 @@ struct PartitionReport {
 struct FileReport {
     path: String,
     size: u64,
+    /// For an EFI executable on the ESP (the UKI): who signed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signatures: Option<Vec<SignatureReport>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -238,7 +241,13 @@ fn inspect_disk(path: &Path, file: &File, size: u64) -> Result<DiskReport> {
         let files = if p.type_guid == clay_gpt::types::ESP {
             let mut window = clay_fat::Window::new(file, p.offset(), p.len())?;
             let listed = clay_fat::list_fat(&mut window).unwrap_or_default();
-            listed.into_iter().map(|(path, size)| FileReport { path, size }).collect()
+            listed
+                .into_iter()
+                .map(|(path, size)| {
+                    let signatures = efi_signatures(file, p.offset(), p.len(), &path);
+                    FileReport { path, size, signatures }
+                })
+                .collect()
         } else {
             Vec::new()
         };
@@ -255,6 +264,28 @@ fn inspect_disk(path: &Path, file: &File, size: u64) -> Result<DiskReport> {
     }
     let disk_guid = table.disk_guid.to_string();
     Ok(DiskReport { path: path.display().to_string(), kind: "GPT disk", size, disk_guid, partitions })
+}
+
+/// The signatures of an `.EFI` file on a FAT partition, when it is a readable PE image stored in one piece.
+fn efi_signatures(file: &File, offset: u64, len: u64, path: &str) -> Option<Vec<SignatureReport>> {
+    if !path.to_ascii_lowercase().ends_with(".efi") {
+        return None;
+    }
+    let mut volume = clay_fat::Window::new(file, offset, len).ok()?;
+    let extents = clay_fat::file_extents(&mut volume, path).ok()?;
+    let [extent] = extents.extents.as_slice() else { return None };
+    let mut image = clay_fat::Window::new(file, offset + extent.offset, extent.len).ok()?;
+    let found = clay_authenticode::signatures(&mut image).ok()?;
+    Some(found.into_iter().map(signature_report).collect())
+}
+
+fn signature_report(s: clay_authenticode::SignatureInfo) -> SignatureReport {
+    SignatureReport {
+        subject: s.subject,
+        issuer: s.issuer,
+        digest_algorithm: s.digest_algorithm,
+        digest_matches: s.digest_matches,
+    }
 }
 
 fn type_name(guid: clay_gpt::Guid) -> &'static str {
@@ -303,7 +334,18 @@ fn print_partitions(r: &DiskReport) {
             p.guid
         );
         for f in &p.files {
-            println!("      {} ({})", f.path, human(f.size));
+            let signed = match f.signatures.as_deref() {
+                None => String::new(),
+                Some([]) => ", unsigned".to_owned(),
+                Some(sigs) => sigs
+                    .iter()
+                    .map(|s| {
+                        let matches = if s.digest_matches == Some(false) { ", NOT matching" } else { "" };
+                        format!(", signed by `{}`{matches}", s.subject.as_deref().unwrap_or("an unknown signer"))
+                    })
+                    .collect(),
+            };
+            println!("      {} ({}{signed})", f.path, human(f.size));
         }
     }
 }
@@ -350,17 +392,7 @@ fn inspect_uki(path: &Path, file: &File, head: &[u8], size: u64) -> Result<Repor
         initrd_compression,
         signed: info.certificate_table.is_some_and(|(_, len)| len > 0),
         signatures: clay_authenticode::signatures(&mut std::io::BufReader::new(file))
-            .map(|found| {
-                found
-                    .into_iter()
-                    .map(|s| SignatureReport {
-                        subject: s.subject,
-                        issuer: s.issuer,
-                        digest_algorithm: s.digest_algorithm,
-                        digest_matches: s.digest_matches,
-                    })
-                    .collect()
-            })
+            .map(|found| found.into_iter().map(signature_report).collect())
             .unwrap_or_default(),
         sections: info
             .sections
