@@ -1,0 +1,236 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::Path;
+
+use clay_testkit::{sh, sh_in};
+use clay_tree::{Content, Inode, Kind, Metadata, Tree};
+
+use super::*;
+
+const T0: i64 = 1_700_000_000;
+const CLAMP: i64 = 1_750_000_000;
+/// `security.capability` for `cap_net_raw+ep`: VFS_CAP_REVISION_2 with the effective flag, permitted bit 13.
+const CAP_NET_RAW_EP: [u8; 20] = [1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+fn meta(mode: u32, uid: u32, gid: u32, mtime: i64) -> Metadata {
+    Metadata { mode, uid, gid, mtime, xattrs: BTreeMap::new() }
+}
+
+fn with_xattrs(mut m: Metadata, xattrs: &[(&str, &[u8])]) -> Metadata {
+    for (k, v) in xattrs {
+        m.xattrs.insert(k.as_bytes().to_vec(), v.to_vec());
+    }
+    m
+}
+
+/// Bytes that do not compress much, deterministic.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24).to_le_bytes()[0]
+        })
+        .collect()
+}
+
+fn file(tree: &mut Tree, path: &str, m: Metadata, bytes: Vec<u8>) {
+    let dirs = meta(0o755, 0, 0, T0);
+    tree.insert(path.as_bytes(), Inode { meta: m, kind: Kind::File(Content::from_bytes(bytes)) }, &dirs).unwrap();
+}
+
+fn node(tree: &mut Tree, path: &str, m: Metadata, kind: Kind) {
+    tree.insert(path.as_bytes(), Inode { meta: m, kind }, &meta(0o755, 0, 0, T0)).unwrap();
+}
+
+/// A tree with every kind of object the format carries, and the shapes that stress it.
+fn sample_tree(host_dir: &Path) -> Tree {
+    let mut t = Tree::new(with_xattrs(meta(0o755, 0, 0, T0), &[("trusted.root", b"r")]));
+    let dirs = meta(0o755, 0, 0, T0);
+    file(
+        &mut t,
+        "bin/prog",
+        with_xattrs(meta(0o4755, 0, 0, T0), &[("security.capability", &CAP_NET_RAW_EP), ("user.big", &[7u8; 300])]),
+        b"#!/bin/sh\necho hello\n".to_vec(),
+    );
+    t.link(b"bin/prog2", b"bin/prog", &dirs).unwrap();
+    t.link(b"usr/bin/prog3", b"bin/prog", &dirs).unwrap();
+    node(
+        &mut t,
+        "bin/link",
+        with_xattrs(meta(0o777, 0, 0, T0), &[("trusted.l", b"x")]),
+        Kind::Symlink(b"prog".to_vec()),
+    );
+    node(&mut t, "bin/dangling", meta(0o777, 5, 6, T0), Kind::Symlink(b"/nowhere/at/all".to_vec()));
+    node(&mut t, "dev/null", meta(0o666, 0, 0, T0), Kind::CharDevice { major: 1, minor: 3 });
+    node(&mut t, "dev/sda", meta(0o660, 0, 6, T0), Kind::BlockDevice { major: 8, minor: 0 });
+    node(&mut t, "dev/big", meta(0o600, 0, 0, T0), Kind::BlockDevice { major: 4095, minor: 1_048_575 });
+    node(&mut t, "dev/nvme", meta(0o600, 0, 0, T0), Kind::BlockDevice { major: 259, minor: 7 });
+    node(&mut t, "dev/fifo", meta(0o644, 0, 0, T0 + 5), Kind::Fifo);
+    node(&mut t, "tmp", meta(0o1777, 0, 0, T0), Kind::Directory(BTreeMap::new()));
+    node(&mut t, "srv/shared", meta(0o2775, 0, 50, T0), Kind::Directory(BTreeMap::new()));
+    node(
+        &mut t,
+        "empty-dir",
+        with_xattrs(meta(0o700, 1000, 1000, T0), &[("user.d", b"dir")]),
+        Kind::Directory(BTreeMap::new()),
+    );
+    file(&mut t, "etc/empty", meta(0o600, 0, 0, T0), Vec::new());
+    file(&mut t, "etc/gid", meta(0o2755, 0, 42, T0), b"setgid".to_vec());
+    file(&mut t, "etc/future", meta(0o644, 1000, 100, CLAMP + 1_000_000), b"from the future".to_vec());
+    file(&mut t, "home/user/.profile", meta(0o644, 1000, 1000, T0 - 10), b"export A=1\n".to_vec());
+    // Larger than several blocks, with a tail in a fragment; one file comes from the host.
+    let big = noise(3 * 128 * 1024 + 1000, 1);
+    std::fs::write(host_dir.join("big"), &big).unwrap();
+    let host = Content::Host { path: host_dir.join("big"), len: big.len() as u64 };
+    t.insert(b"var/big", Inode { meta: meta(0o644, 0, 0, T0), kind: Kind::File(host) }, &dirs).unwrap();
+    file(&mut t, "var/exact", meta(0o644, 0, 0, T0), noise(2 * 128 * 1024, 2));
+    let mut sparse = vec![0u8; 3 * 128 * 1024 + 77];
+    sparse[128 * 1024..128 * 1024 + 10].copy_from_slice(b"not a hole");
+    file(&mut t, "var/sparse", meta(0o644, 0, 0, T0), sparse);
+    // Many small files: several directory headers and fragment blocks.
+    for i in 0..700 {
+        let name = format!("many/f{i:04}");
+        file(&mut t, &name, meta(0o644, i % 7, i % 5, T0 + i64::from(i)), noise((i as usize * 37) % 900, u64::from(i)));
+    }
+    let long = "n".repeat(255);
+    file(&mut t, &format!("long/{long}"), meta(0o644, 0, 0, T0), b"long name".to_vec());
+    let deep: String = (0..60).map(|i| format!("d{i}/")).collect();
+    file(&mut t, &format!("{deep}bottom"), meta(0o644, 0, 0, T0), b"deep".to_vec());
+    t
+}
+
+fn write(tree: &Tree, opts: &Options) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    write_squashfs(tree, opts, &mut out).unwrap();
+    out.into_inner()
+}
+
+fn clamped(tree: &Tree, clamp: i64) -> Tree {
+    let mut t = tree.clone();
+    for e in t.walk() {
+        let m = &mut t.inode_mut(e.inode).meta;
+        m.mtime = m.mtime.min(clamp);
+    }
+    t
+}
+
+/// Writes the image, extracts it with unsquashfs as root and reads the result back as a tree: everything
+/// `Tree::dump` shows (modes, owners, times, sizes, link sharing, symlink targets, devices, xattrs) must match,
+/// and so must every file's bytes.
+fn round_trip(tree: &Tree, opts: &Options) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("img.sqfs");
+    std::fs::write(&image, write(tree, opts)).unwrap();
+    sh_in(dir.path(), "unsquashfs -q -n -d out img.sqfs >/dev/null");
+    let back = clay_source::read_dir(&dir.path().join("out"), &mut |_| {}).unwrap();
+    let expected = clamped(tree, opts.clamp_mtime.unwrap_or(i64::MAX));
+    assert_eq!(back.dump(), expected.dump());
+    for e in expected.walk() {
+        if let Kind::File(c) = &expected.inode(e.inode).kind {
+            let name = String::from_utf8(e.path.clone()).unwrap();
+            let got = std::fs::read(dir.path().join("out").join(&name)).unwrap();
+            assert!(got == c.read_all(&name).unwrap(), "content of {name} differs");
+        }
+    }
+    sh_in(dir.path(), "unsquashfs -s img.sqfs")
+}
+
+#[test]
+fn unsquashfs_extracts_everything_the_tree_holds() {
+    let host = tempfile::tempdir().unwrap();
+    let tree = sample_tree(host.path());
+    let opts = Options { clamp_mtime: Some(CLAMP), ..Options::default() };
+    let info = round_trip(&tree, &opts);
+    assert!(info.contains("Compression zstd"), "{info}");
+    assert!(info.contains("Block size 131072"), "{info}");
+    assert!(info.contains("Xattrs are compressed"), "{info}");
+}
+
+#[test]
+fn listing_shows_types_owners_devices_and_links() {
+    let host = tempfile::tempdir().unwrap();
+    let tree = sample_tree(host.path());
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options { clamp_mtime: Some(CLAMP), ..Options::default() };
+    std::fs::write(dir.path().join("img"), write(&tree, &opts)).unwrap();
+    let listing = sh_in(dir.path(), "TZ=UTC unsquashfs -lln img");
+    let lines: Vec<String> = listing.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    for expected in [
+        "-rwsr-xr-x 0/0 21 2023-11-14 22:13 squashfs-root/bin/prog",
+        "lrwxrwxrwx 0/0 4 2023-11-14 22:13 squashfs-root/bin/link -> prog",
+        "crw-rw-rw- 0/0 1, 3 2023-11-14 22:13 squashfs-root/dev/null",
+        "brw------- 0/0 259, 7 2023-11-14 22:13 squashfs-root/dev/nvme",
+        "prw-r--r-- 0/0 0 2023-11-14 22:13 squashfs-root/dev/fifo",
+        "drwxrwxrwt 0/0 3 2023-11-14 22:13 squashfs-root/tmp",
+        "drwxrwsr-x 0/50 3 2023-11-14 22:13 squashfs-root/srv/shared",
+        "-rw-r--r-- 1000/100 15 2025-06-15 15:06 squashfs-root/etc/future",
+    ] {
+        assert!(lines.iter().any(|l| l == expected), "{expected} missing from\n{listing}");
+    }
+    // unsquashfs lists devices with the old 8-bit split (extraction uses the kernel's, see the round trip).
+    // Hard links: unsquashfs names the same inode three times (it extracts them as links, see the round trip).
+    let stat = sh_in(
+        dir.path(),
+        "unsquashfs -n -d x img >/dev/null && stat -c '%i %h' x/bin/prog x/bin/prog2 x/usr/bin/prog3",
+    );
+    let inos: Vec<&str> = stat.lines().collect();
+    assert!(inos.iter().all(|l| *l == inos[0] && l.ends_with(" 3")), "{stat}");
+    let caps = sh_in(dir.path(), "getcap x/bin/prog; getfattr -h -d -m - x/bin/link x/empty-dir");
+    assert!(caps.contains("cap_net_raw=ep"), "{caps}");
+    assert!(caps.contains("trusted.l=\"x\"") && caps.contains("user.d=\"dir\""), "{caps}");
+}
+
+#[test]
+fn every_compressor_and_block_size_round_trips() {
+    let host = tempfile::tempdir().unwrap();
+    let tree = sample_tree(host.path());
+    for (compression, block_size, name) in [
+        (Compression::Xz { preset: 6 }, 1 << 20, "xz"),
+        (Compression::Gzip { level: 9 }, 4096, "gzip"),
+        (Compression::Zstd { level: 3 }, 64 * 1024, "zstd"),
+    ] {
+        let opts = Options { compression, block_size, clamp_mtime: Some(CLAMP), threads: 3 };
+        let info = round_trip(&tree, &opts);
+        assert!(info.contains(&format!("Compression {name}")), "{info}");
+        assert!(info.contains(&format!("Block size {block_size}")), "{info}");
+    }
+}
+
+#[test]
+fn equal_input_gives_equal_bytes_and_the_clamp_matters() {
+    let host = tempfile::tempdir().unwrap();
+    let tree = sample_tree(host.path());
+    let opts = Options { clamp_mtime: Some(CLAMP), threads: 1, ..Options::default() };
+    let a = write(&tree, &opts);
+    let b = write(&tree, &Options { threads: 4, ..opts.clone() });
+    assert!(a == b, "the thread count changed the image");
+    assert_eq!(a.len() % 4096, 0);
+    let c = write(&tree, &Options { clamp_mtime: Some(CLAMP + 1), ..opts.clone() });
+    assert!(a != c, "a different SOURCE_DATE_EPOCH gave the same image");
+}
+
+#[test]
+fn an_empty_tree_and_a_bad_block_size() {
+    let tree = Tree::new(meta(0o755, 0, 0, 0));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("img"), write(&tree, &Options::default())).unwrap();
+    let listing = sh_in(dir.path(), "unsquashfs -lln img");
+    assert!(listing.contains("squashfs-root"), "{listing}");
+    let err = write_squashfs(&tree, &Options { block_size: 3000, ..Options::default() }, &mut Cursor::new(Vec::new()));
+    assert!(matches!(err, Err(SquashfsError::BadBlockSize(3000))));
+}
+
+#[test]
+fn unsupported_xattrs_are_reported_not_silently_lost() {
+    let mut tree = Tree::new(meta(0o755, 0, 0, 0));
+    file(&mut tree, "f", with_xattrs(meta(0o644, 0, 0, 0), &[("system.posix_acl_access", b"\x02\0\0\0")]), vec![1]);
+    let stats = write_squashfs(&tree, &Options::default(), &mut Cursor::new(Vec::new())).unwrap();
+    assert_eq!(stats.notes.len(), 1);
+    assert!(stats.notes[0].contains("`/f`"), "{:?}", stats.notes);
+    let _ = sh("true");
+}
