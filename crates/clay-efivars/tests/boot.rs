@@ -199,29 +199,6 @@ fn efivarfs_module(kernel: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-/// A newc archive of regular files; the kernel unpacks it over the archive before it.
-fn cpio(files: &[(String, Vec<u8>)]) -> Vec<u8> {
-    use std::io::Write;
-    let mut cpio = clay_cpio::Writer::new(Vec::new());
-    for (ino, (name, data)) in (100..).zip(files) {
-        let header = clay_cpio::Header {
-            name: name.as_bytes(),
-            ino,
-            mode: 0o100_644,
-            uid: 0,
-            gid: 0,
-            nlink: 1,
-            mtime: 0,
-            filesize: u32::try_from(data.len()).unwrap(),
-            rdev_major: 0,
-            rdev_minor: 0,
-        };
-        cpio.entry(&header).unwrap();
-        cpio.data().write_all(data).unwrap();
-    }
-    cpio.finish().unwrap()
-}
-
 /// The variable store copy the VM runs on: the `-drive if=pflash,...,unit=1,...,file=PATH` argument.
 fn vm_vars_path(vm: &Vm) -> PathBuf {
     let command = vm.command();
@@ -271,7 +248,7 @@ fn auth_files_enroll_keys_through_the_firmware() {
         // efivarfs: the attributes, then what SetVariable() gets as data.
         files.push((format!("{file}.var"), [&update.attributes().to_le_bytes()[..], &auth].concat()));
     }
-    let initramfs = [clay_testkit::busybox_initramfs(AUTH_INIT), cpio(&files)].concat();
+    let initramfs = [clay_testkit::busybox_initramfs(AUTH_INIT), clay_testkit::files_cpio(&files)].concat();
     let uki = build_uki(d, &initramfs);
 
     let empty = d.join("OVMF_VARS.empty.fd");

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -90,27 +90,6 @@ fn modules(kernel: &Path) -> [PathBuf; 2] {
     found
 }
 
-fn cpio(files: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut w = clay_cpio::Writer::new(Vec::new());
-    for (ino, (name, data)) in (100..).zip(files) {
-        let header = clay_cpio::Header {
-            name: name.as_bytes(),
-            ino,
-            mode: 0o100_644,
-            uid: 0,
-            gid: 0,
-            nlink: 1,
-            mtime: 0,
-            filesize: u32::try_from(data.len()).unwrap(),
-            rdev_major: 0,
-            rdev_minor: 0,
-        };
-        w.entry(&header).unwrap();
-        w.data().write_all(data).unwrap();
-    }
-    w.finish().unwrap()
-}
-
 fn init_script() -> String {
     let mut s = String::from(
         "#!/bin/busybox sh\nbb=/bin/busybox\n$bb mkdir -p /proc /mnt\n$bb mount -t proc proc /proc\n\
@@ -152,7 +131,7 @@ fn the_kernel_mounts_our_images_and_reads_back_the_tree() {
     // The kernel unpacks concatenated archives (buffer-format.rst); each starts 4-byte aligned.
     let mut initrd = clay_testkit::busybox_initramfs(&init_script());
     initrd.resize(initrd.len().next_multiple_of(4), 0);
-    initrd.extend_from_slice(&cpio(&extra));
+    initrd.extend_from_slice(&clay_testkit::files_cpio(&extra));
     let dir = tempfile::tempdir().unwrap();
     let initrd_path = dir.path().join("initrd.cpio");
     std::fs::write(&initrd_path, initrd).unwrap();

@@ -81,7 +81,6 @@ type CpioEntry<'a> = (&'a str, u32, (u32, u32), &'a [u8]);
 /// A minimal initramfs (cpio newc): static busybox, `/dev/console`, and `init` as `/init`.
 pub fn busybox_initramfs(init: &str) -> Vec<u8> {
     let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox is missing; install the busybox-static package");
-    let mut cpio = clay_cpio::Writer::new(Vec::new());
     let entries: [CpioEntry<'_>; 5] = [
         ("bin", 0o040_755, (0, 0), b""),
         ("bin/busybox", 0o100_755, (0, 0), &busybox),
@@ -89,7 +88,21 @@ pub fn busybox_initramfs(init: &str) -> Vec<u8> {
         ("dev/console", 0o020_600, (5, 1), b""),
         ("init", 0o100_755, (0, 0), init.as_bytes()),
     ];
-    for (ino, (name, mode, rdev, data)) in (1..).zip(entries) {
+    cpio_archive(1, &entries)
+}
+
+/// A cpio newc archive of regular files (mode 0644, inode numbers from 100), to append after another archive:
+/// the kernel unpacks each over the ones before it.
+pub fn files_cpio(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let entries: Vec<CpioEntry<'_>> =
+        files.iter().map(|(name, data)| (name.as_str(), 0o100_644, (0, 0), data.as_slice())).collect();
+    cpio_archive(100, &entries)
+}
+
+/// Writes `entries` as one archive, numbering inodes from `first_ino`.
+fn cpio_archive(first_ino: u32, entries: &[CpioEntry<'_>]) -> Vec<u8> {
+    let mut cpio = clay_cpio::Writer::new(Vec::new());
+    for (ino, &(name, mode, rdev, data)) in (first_ino..).zip(entries) {
         let header = clay_cpio::Header {
             name: name.as_bytes(),
             ino,
