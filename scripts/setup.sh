@@ -12,7 +12,7 @@ packages=(
   gdisk fdisk dosfstools mtools xorriso                             # disk, FAT and ISO oracles
   isolinux syslinux syslinux-common                                 # BIOS boot code for ISOs and disks
   sbsigntool osslsigncode efitools openssl                          # Secure Boot oracles and test keys
-  cryptsetup-bin squashfs-tools                                     # dm-verity and squashfs oracles
+  cryptsetup-bin squashfs-tools erofs-utils kmod                    # dm-verity, squashfs, EROFS and module oracles
   attr libcap2-bin python3 python3-venv hyperfine time              # fixtures with xattrs; benchmarks
 )
 missing=()

@@ -75,9 +75,16 @@ fn run() -> Result<(), String> {
     let cargo = var("CARGO")?;
     let workspace = manifest_dir.join("../..");
 
-    for path in
-        ["../clay-init/src", "../clay-init/Cargo.toml", "../clay-manifest", "../../Cargo.lock", "../../Cargo.toml"]
-    {
+    for path in [
+        "../clay-init/src",
+        "../clay-init/Cargo.toml",
+        "../clay-manifest",
+        "../clay-gpt",
+        "../clay-ioctl",
+        "../clay-verity",
+        "../../Cargo.lock",
+        "../../Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={path}");
     }
     println!("cargo:rustc-env=CLAY_INIT_TARGET={target}");

@@ -28,7 +28,7 @@ flock -u 9
 kernel=$(ls "$cache"/root/boot/vmlinuz-* | head -n1)
 release=${kernel##*/vmlinuz-}
 
-mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,boot,lib/modules/"$release"}
+mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,boot,var,lib/modules/"$release"}
 cp "$busybox" "$root/bin/busybox"
 for applet in $("$busybox" --list); do
   [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
@@ -37,6 +37,16 @@ cp "$kernel" "$root/boot/"
 # efivarfs, so the system can read UEFI variables (Secure Boot's state) from /sys/firmware/efi/efivars.
 efivarfs=$(find "$cache/root/lib/modules/$release" -name 'efivarfs.ko*' | head -n1)
 [ -z "$efivarfs" ] || cp "$efivarfs" "$root/lib/modules/$release/"
+# The modules clay-init loads for --root compressed|verity and --data-size (the loop device, the read-only root's
+# filesystem, the overlay, device-mapper and dm-verity, the virtio disk), with what they depend on, at their
+# usual paths so clay finds them as it would in any distribution's image.
+modules="loop squashfs erofs overlay dm-mod dm-verity dm-bufio reed_solomon libcrc32c crc32c_generic virtio virtio_ring
+  virtio_pci virtio_pci_modern_dev virtio_pci_legacy_dev virtio_blk virtio_scsi scsi_mod scsi_common sd_mod"
+moddir="$cache/root/lib/modules/$release"
+for m in $modules; do
+  (cd "$moddir" && find kernel -name "$m.ko*" -exec cp --parents {} "$root/lib/modules/$release/" \;)
+done
+cp "$moddir/modules.builtin" "$root/lib/modules/$release/"
 install -m 0755 "$here/init" "$root/sbin/init"
 cat > "$root/etc/os-release" <<'OSREL'
 NAME="claylinux tiny"

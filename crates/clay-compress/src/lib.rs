@@ -175,3 +175,25 @@ impl<W: Write + Send> Encoder for Plain<W> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+
+/// The compression a stream starting with `magic` uses, told by its magic number; `None` for a plain stream or one
+/// this crate cannot read back (lz4's legacy frame).
+pub fn detect(magic: &[u8]) -> Option<&'static str> {
+    match magic {
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Some("zstd"),
+        [0x1f, 0x8b, ..] => Some("gzip"),
+        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => Some("xz"),
+        _ => None,
+    }
+}
+
+/// A reader that decompresses `input`, whose stream is `algorithm` as [`detect`] named it (concatenated streams
+/// and members are read through, as the kernel's unpacker does).
+pub fn decoder<'a>(algorithm: &str, input: impl io::BufRead + 'a) -> io::Result<Box<dyn io::Read + 'a>> {
+    Ok(match algorithm {
+        "zstd" => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+        "gzip" => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        "xz" => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(input)),
+        other => return Err(io::Error::new(io::ErrorKind::Unsupported, format!("cannot decompress {other} streams"))),
+    })
+}

@@ -1,10 +1,13 @@
-//! A streaming writer for the cpio "newc" format, as the kernel's `init/initramfs.c` unpacks it.
+//! A streaming writer (and a reader, for inspection) for the cpio "newc" format, as the kernel's `init/initramfs.c` unpacks it.
 //!
 //! Format (Documentation/driver-api/early-userspace/buffer-format.rst): each entry is a 110-byte ASCII header
 //! (`070701` and thirteen 8-digit hex fields), the NUL-terminated name padded to a multiple of four, then the
 //! data padded to a multiple of four. The archive ends with an entry named `TRAILER!!!`.
 
 use std::io::{self, Write};
+
+mod read;
+pub use read::{ReadEntry, Reader};
 
 /// The newc magic (buffer-format.rst, "c_magic"): no header checksum.
 pub const NEWC_MAGIC: &[u8; 6] = b"070701";

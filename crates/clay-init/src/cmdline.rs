@@ -16,6 +16,10 @@ pub struct BootOptions {
     pub debug: bool,
     /// `clay.rescue`: prepare the system, then start the rescue shell instead of the init.
     pub rescue: bool,
+    /// `roothash=`: the dm-verity root hash of a verity root, as hex text.
+    pub roothash: Option<Vec<u8>>,
+    /// `clay.rootwait=SECONDS`: how long to wait for the disk's partitions to appear.
+    pub rootwait: Option<u64>,
 }
 
 impl BootOptions {
@@ -27,6 +31,10 @@ impl BootOptions {
                 b"init" => options.init = value.filter(|v| !v.is_empty()).map(<[u8]>::to_vec),
                 b"clay.debug" => options.debug = flag(value),
                 b"clay.rescue" => options.rescue = flag(value),
+                b"roothash" => options.roothash = value.map(<[u8]>::to_vec),
+                b"clay.rootwait" => {
+                    options.rootwait = value.and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
+                }
                 _ => {}
             }
         }
@@ -168,6 +176,14 @@ mod tests {
         // `next_arg` only strips a quote right after `=` and one closing the word.
         assert_eq!(all(r#"x=a"b c"d"#), [("x".into(), Some(r#"a"b c"d"#.into()))]);
         assert_eq!(all(r#"x="unterminated y"#), [("x".into(), Some("unterminated y".into()))]);
+    }
+
+    #[test]
+    fn verity_parameters() {
+        let o = BootOptions::parse(b"quiet roothash=abcd clay.rootwait=90");
+        assert_eq!(o.roothash.as_deref(), Some(b"abcd".as_slice()));
+        assert_eq!(o.rootwait, Some(90));
+        assert_eq!(BootOptions::parse(b"clay.rootwait=soon").rootwait, None);
     }
 
     #[test]

@@ -19,6 +19,8 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod boot;
+
 /// Where the manifest lives, relative to the initramfs root.
 pub const XATTR_MANIFEST_PATH: &str = ".clay/xattrs";
 

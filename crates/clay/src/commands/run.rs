@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// The key set to enroll, as `clay keys generate` writes it: PK.crt, KEK.crt and db.crt (PEM or DER).
     #[arg(long, requires = "secure_boot")]
     pub keys: Option<PathBuf>,
+    /// Let the guest's writes reach the disk image, so a data partition (`clay build --data-size`) keeps them
+    /// across runs. Without it, writes go to a throwaway overlay and the image stays as built.
+    #[arg(long)]
+    pub persist: bool,
     /// Extra arguments passed to qemu as they are (after `--`).
     #[arg(last = true)]
     pub qemu_args: Vec<String>,
@@ -71,6 +75,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         AccelArg::Tcg => Accel::Tcg,
     };
     opts.extra_args = args.qemu_args.clone();
+    opts.snapshot = !args.persist;
     // The store lives as long as the VM: QEMU works on its own copy of it.
     let _store = if args.secure_boot {
         let store = secure_boot_store(&args)?;

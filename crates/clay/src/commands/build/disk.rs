@@ -26,6 +26,15 @@ pub struct DiskInputs<'a> {
     pub epoch: Option<i64>,
     /// `--size`.
     pub min_size: Option<u64>,
+    /// Partitions after the ESP (the verity root and its hash tree, the data partition), with their identifiers.
+    pub partitions: &'a [ExtraPartition],
+}
+
+/// A partition beside the ESP, with what goes into it (written from its start; the rest stays a hole).
+#[derive(Debug, Clone)]
+pub struct ExtraPartition {
+    pub spec: PartitionSpec,
+    pub content: Content,
 }
 
 /// What syslinux boots: the same kernel, initramfs and command line as the UKI.
@@ -47,6 +56,8 @@ pub struct DiskPlan {
     offsets: Vec<Option<u64>>,
     /// syslinux's `gptmbr.bin`, for a disk that boots on BIOS.
     mbr_code: Option<Vec<u8>>,
+    /// The content of each partition after the ESP, in layout order.
+    contents: Vec<Content>,
 }
 
 impl DiskPlan {
@@ -84,7 +95,9 @@ pub fn plan(inputs: &DiskInputs<'_>) -> Result<DiskPlan> {
         // gptmbr.bin boots the partition with this attribute.
         attributes: if syslinux.is_some() { clay_gpt::ATTR_LEGACY_BIOS_BOOTABLE } else { 0 },
     };
-    let layout = clay_gpt::plan(vec![esp], inputs.min_size)?;
+    let mut specs = vec![esp];
+    specs.extend(inputs.partitions.iter().map(|p| p.spec.clone()));
+    let layout = clay_gpt::plan(specs, inputs.min_size)?;
     let esp = &layout.partitions[0];
     let mut fat = esp_fat_options(&[0; 16], "esp-volume-id", inputs.epoch);
     let placed = FatLayout::plan(esp.len(), &sizes, &fat).context("cannot lay out the ESP")?;
@@ -103,7 +116,8 @@ pub fn plan(inputs: &DiskInputs<'_>) -> Result<DiskPlan> {
         fat.boot = Some(BootCode { sector: installed.boot_sector, hidden_sectors });
         mbr_code = Some(bios.code.gptmbr.clone());
     }
-    Ok(DiskPlan { layout, fat, files, offsets, mbr_code })
+    let contents = inputs.partitions.iter().map(|p| p.content.clone()).collect();
+    Ok(DiskPlan { layout, fat, files, offsets, mbr_code, contents })
 }
 
 fn bytes_file(path: &'static str, bytes: Vec<u8>) -> (&'static str, u64, Option<Content>) {
@@ -155,6 +169,12 @@ pub fn write(file: &mut File, plan: &DiskPlan, seed: [u8; 16], uki: Option<&Cont
         }
         write_content_at(content, path, file, *at).with_context(write_err)?;
     }
+    for (part, content) in layout.partitions[1..].iter().zip(&plan.contents) {
+        if content.len() > part.len() {
+            bail!("internal error: partition `{}` is smaller than its content", part.spec.name);
+        }
+        write_content_at(content, &part.spec.name, file, part.offset()).with_context(write_err)?;
+    }
     clay_gpt::write_gpt(file, &layout, Guid::from_seed(&seed, "disk"), plan.mbr_code.as_deref())
         .with_context(write_err)?;
     Ok(())
@@ -164,12 +184,37 @@ pub fn write(file: &mut File, plan: &DiskPlan, seed: [u8; 16], uki: Option<&Cont
 fn write_content_at(content: &Content, name: &str, out: &File, at: u64) -> Result<()> {
     use std::os::unix::fs::FileExt;
     match content {
-        Content::Range { file, offset, len } => copy_range(file, *offset, out, at, *len)?,
+        Content::Range { file, offset, len } => copy_data_ranges(file, *offset, out, at, *len)?,
         Content::Bytes(bytes) => out.write_all_at(bytes, at)?,
         Content::Host { path, len } => {
             let from = File::open(path).with_context(|| format!("cannot read `{}`", path.display()))?;
             copy_range(&from, 0, out, at, *len).with_context(|| format!("cannot copy `{name}`"))?
         }
+    }
+    Ok(())
+}
+
+/// Copies `len` bytes from `from` at `from_at` to `out` at `at`, leaving the source's holes as holes: only the
+/// ranges `SEEK_DATA` finds are copied, so a sparse filesystem image (the data partition) stays sparse on the disk,
+/// whose own bytes are zeros until written.
+fn copy_data_ranges(from: &File, from_at: u64, out: &File, at: u64, len: u64) -> std::io::Result<()> {
+    use rustix::fs::SeekFrom;
+    let end = from_at + len;
+    let mut pos = from_at;
+    while pos < end {
+        let data = match rustix::fs::seek(from, SeekFrom::Data(pos)) {
+            Ok(data) => data,
+            // No data after `pos`: the rest is a hole.
+            Err(rustix::io::Errno::NXIO) => return Ok(()),
+            // The filesystem cannot tell: copy everything.
+            Err(_) => return copy_range(from, pos, out, at + (pos - from_at), end - pos),
+        };
+        if data >= end {
+            return Ok(());
+        }
+        let hole = rustix::fs::seek(from, SeekFrom::Hole(data)).map_or(end, |h| h.min(end));
+        copy_range(from, data, out, at + (data - from_at), hole - data)?;
+        pos = hole;
     }
     Ok(())
 }

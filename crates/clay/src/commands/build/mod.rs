@@ -18,6 +18,7 @@ use clay_vdisk::VmFormat;
 mod bios;
 pub(crate) mod disk;
 mod iso;
+pub(crate) mod root;
 pub(crate) mod sign;
 mod vm;
 
@@ -58,6 +59,10 @@ pub enum Format {
     Vhd,
     /// The root filesystem as a tarball (`.tar`).
     Tar,
+    /// The root filesystem as a squashfs image (`.squashfs`), compressed with `--compression` (default zstd:15).
+    Squashfs,
+    /// The root filesystem as an EROFS image (`.erofs`), uncompressed.
+    Erofs,
 }
 
 impl Format {
@@ -74,6 +79,8 @@ impl Format {
             Format::Vdi => &["vdi"],
             Format::Vhd => &["vhd"],
             Format::Tar => &["tar"],
+            Format::Squashfs => &["squashfs"],
+            Format::Erofs => &["erofs"],
         }
     }
 
@@ -96,7 +103,7 @@ impl Format {
 
     /// Whether the format boots, and so needs a kernel and an initramfs.
     fn boots(self) -> bool {
-        !matches!(self, Format::Tar)
+        !matches!(self, Format::Tar | Format::Squashfs | Format::Erofs)
     }
 }
 
@@ -125,9 +132,25 @@ pub struct BuildArgs {
     /// "console=tty0 console=ttyS0"].
     #[arg(long)]
     pub cmdline: Option<String>,
-    /// Initramfs compression: zstd, gzip, xz, lz4 or none, optionally with a level (zstd:19).
-    #[arg(long, default_value = "zstd", value_parser = parse_compression)]
-    pub compression: Compression,
+    /// Compression: zstd, gzip, xz, lz4 or none, optionally with a level (zstd:19). Of the initramfs with
+    /// --root ram [default: zstd:3], of the root image with --root compressed|verity and --format squashfs
+    /// [default: zstd:15].
+    #[arg(long, value_parser = parse_compression)]
+    pub compression: Option<Compression>,
+    /// Where the OS runs from: ram (the initramfs, uncompressed), compressed (a squashfs image in the initramfs
+    /// under a tmpfs overlay) or verity (the disk's root partition checked by dm-verity, disk formats only).
+    #[arg(long, value_enum, default_value = "ram")]
+    pub root: root::RootModel,
+    /// The filesystem of a compressed or verity root.
+    #[arg(long, value_enum, default_value = "squashfs")]
+    pub root_fs: root::RootFs,
+    /// Add a data partition of this size (e.g. 512M, 2G) to the disk: ext4, seeded with the image's
+    /// --data-mount directory and mounted read-write there at boot, so what the system writes there persists.
+    #[arg(long, value_parser = parse_size)]
+    pub data_size: Option<u64>,
+    /// Where the data partition is mounted.
+    #[arg(long, default_value = "/var", requires = "data_size")]
+    pub data_mount: String,
     /// The kernel inside the image, when it holds several (e.g. /boot/vmlinuz-lts).
     #[arg(long)]
     pub kernel: Option<String>,
@@ -187,6 +210,27 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     status(&format!("reading {}", spec.describe()));
     let tree = clay_source::read(&spec, &mut |w| warn(&w.0))?;
     let mut boot = if formats.iter().any(|f| f.boots()) { Some(BootInputs::find(&tree, &args)?) } else { None };
+    let has_disk = formats.iter().any(|f| f.is_disk());
+    let prepared = match boot.as_mut() {
+        Some(b) => {
+            let options = root::RootOptions {
+                model: args.root,
+                fs: args.root_fs,
+                data_size: args.data_size,
+                data_mount: &args.data_mount,
+                compression: args.compression,
+                epoch,
+                has_disk,
+                has_iso: formats.contains(&Format::Iso),
+            };
+            let prepared = root::prepare(&tree, &b.release, &options)?;
+            if let Some(extra) = &prepared.cmdline_extra {
+                b.cmdline = format!("{} {extra}", b.cmdline).trim().to_owned();
+            }
+            Some(prepared)
+        }
+        None => None,
+    };
     if let (Some(signer), Some(b)) = (&signer, boot.as_mut()) {
         let kernel = b.kernel.content.read_all(&b.kernel.path)?;
         if let Some(signed) = signer.sign_kernel(&kernel)? {
@@ -202,15 +246,18 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         let files = format.extensions().iter().map(|ext| PendingOutput::create(&output_path(&args.output, ext)));
         outputs.push((format, files.collect::<Result<_>>()?));
     }
-    let initrd = match &boot {
-        Some(b) => Some(build_initramfs(&tree, &b.kernel, args.compression, epoch)?),
-        None => None,
+    let initrd = match (&boot, &prepared) {
+        (Some(b), Some(p)) => {
+            let compression = p.initramfs_compression.or(args.compression).unwrap_or(Compression::DEFAULT);
+            Some(build_initramfs(&p.initramfs_tree, &b.kernel, compression, epoch)?)
+        }
+        _ => None,
     };
+    let partitions = prepared.as_ref().map(|p| p.partitions.as_slice()).unwrap_or_default();
 
     // One UKI serves the .efi output, every disk and the ISO that boot on UEFI; one raw disk serves every VM
     // format.
     let (uefi, bios) = (args.firmware != Firmware::Bios, args.firmware != Firmware::Uefi);
-    let has_disk = formats.iter().any(|f| f.is_disk());
     let needs_uki = formats.contains(&Format::Efi) || (uefi && (has_disk || formats.contains(&Format::Iso)));
     // BIOS boot code is looked up before any output is written, so a missing package fails fast.
     let iso_bios = if bios && formats.contains(&Format::Iso) { Some(iso::BiosCode::find(&tree)?) } else { None };
@@ -230,6 +277,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
             }),
             epoch,
             min_size: args.size,
+            partitions,
         };
         Ok(Some(disk::plan(&inputs)?))
     };
@@ -325,6 +373,10 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
                     bail!("internal error: no kernel for {format:?}")
                 };
                 write_kernel_files(b, initrd, [vmlinuz, initramfs, cmdline])?
+            }
+            (Format::Squashfs | Format::Erofs, [out]) => {
+                let fs = if format == Format::Squashfs { root::RootFs::Squashfs } else { root::RootFs::Erofs };
+                root::write_fs_image(&tree, fs, args.compression, epoch, out.file()?)?;
             }
             (Format::Tar, [tar]) => {
                 let opts = clay_tarball::Options { clamp_mtime: epoch };

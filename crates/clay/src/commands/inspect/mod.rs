@@ -13,6 +13,8 @@ use serde::Serialize;
 
 use super::build::human;
 
+mod root;
+
 /// PE headers always fit in the first 64 KiB of an image.
 const HEADER_PREFIX: u64 = 64 * 1024;
 /// Text sections are shown whole up to this size.
@@ -69,6 +71,9 @@ struct DiskReport {
     size: u64,
     disk_guid: String,
     partitions: Vec<PartitionReport>,
+    /// The root model of the UKI on the ESP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root: Option<root::RootReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,6 +122,8 @@ struct Report {
     signed: bool,
     /// Who signed the image (Authenticode), and whether the image still matches each signature.
     signatures: Vec<SignatureReport>,
+    /// What clay-init does with this UKI's initramfs: the root model, modules, data partition.
+    root: root::RootReport,
     sections: Vec<Section>,
 }
 
@@ -263,7 +270,35 @@ fn inspect_disk(path: &Path, file: &File, size: u64) -> Result<DiskReport> {
         });
     }
     let disk_guid = table.disk_guid.to_string();
-    Ok(DiskReport { path: path.display().to_string(), kind: "GPT disk", size, disk_guid, partitions })
+    let mut root = table
+        .partitions
+        .iter()
+        .filter(|p| p.type_guid == clay_gpt::types::ESP)
+        .find_map(|p| esp_uki_root(file, p.offset(), p.len()));
+    if let Some(r) = root.as_mut() {
+        let guids: Vec<_> = table.partitions.iter().map(|p| (p.type_guid, p.guid)).collect();
+        root::check_partitions(r, &guids);
+    }
+    Ok(DiskReport { path: path.display().to_string(), kind: "GPT disk", size, disk_guid, partitions, root })
+}
+
+/// The root model of the UKI at the ESP's removable-media path, when it is stored in one piece.
+fn esp_uki_root(file: &File, offset: u64, len: u64) -> Option<root::RootReport> {
+    let mut volume = clay_fat::Window::new(file, offset, len).ok()?;
+    let extents = clay_fat::file_extents(&mut volume, "EFI/BOOT/BOOTX64.EFI").ok()?;
+    let [extent] = extents.extents.as_slice() else { return None };
+    let base = offset + extent.offset;
+    let mut head = vec![0u8; usize::try_from(HEADER_PREFIX.min(extent.len)).ok()?];
+    file.read_exact_at(&mut head, base).ok()?;
+    let info = clay_pe::read_sections(&head).ok()?;
+    let cmdline = section(&info, ".cmdline").and_then(|s| {
+        let mut bytes = vec![0u8; usize::try_from(s.virtual_size.min(MAX_TEXT_SECTION)).ok()?];
+        file.read_exact_at(&mut bytes, base + u64::from(s.raw_offset)).ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    });
+    let initrd = section(&info, ".initrd")?;
+    let plan = root::plan_in(file, base + u64::from(initrd.raw_offset), u64::from(initrd.virtual_size));
+    Some(root::report(plan, cmdline.as_deref()))
 }
 
 /// The signatures of an `.EFI` file on a FAT partition, when it is a readable PE image stored in one piece.
@@ -320,6 +355,9 @@ fn identify_vm(file: &File, size: u64) -> Result<Option<VmReport>> {
 fn print_disk(r: &DiskReport) {
     println!("{}: {}, {}, disk GUID {}", r.path, r.kind, human(r.size), r.disk_guid);
     print_partitions(r);
+    if let Some(root) = &r.root {
+        root::print(root);
+    }
 }
 
 fn print_partitions(r: &DiskReport) {
@@ -368,6 +406,10 @@ fn inspect_uki(path: &Path, file: &File, head: &[u8], size: u64) -> Result<Repor
             kernel_release = clay_kernel::bzimage_release(&read_section(file, linux, 0x1000)?);
         }
     }
+    let cmdline = text(".cmdline")?.map(|c| c.trim_end_matches(['\0', '\n']).to_owned());
+    let plan =
+        section(&info, ".initrd").and_then(|s| root::plan_in(file, u64::from(s.raw_offset), u64::from(s.virtual_size)));
+    let root = root::report(plan, cmdline.as_deref());
     let initrd_compression = match section(&info, ".initrd") {
         Some(s) => {
             let mut magic = [0u8; 6];
@@ -388,12 +430,13 @@ fn inspect_uki(path: &Path, file: &File, head: &[u8], size: u64) -> Result<Repor
         os,
         os_release,
         kernel_release,
-        cmdline: text(".cmdline")?.map(|c| c.trim_end_matches(['\0', '\n']).to_owned()),
+        cmdline,
         initrd_compression,
         signed: info.certificate_table.is_some_and(|(_, len)| len > 0),
         signatures: clay_authenticode::signatures(&mut std::io::BufReader::new(file))
             .map(|found| found.into_iter().map(signature_report).collect())
             .unwrap_or_default(),
+        root,
         sections: info
             .sections
             .iter()
@@ -445,6 +488,7 @@ fn print_text(r: &Report) {
     show("kernel:", &r.kernel_release);
     show("cmdline:", &r.cmdline);
     show("initrd:", &r.initrd_compression.map(str::to_owned));
+    root::print(&r.root);
     if r.signatures.is_empty() {
         println!("  {:<10} {}", "signed:", if r.signed { "yes (unreadable signature)" } else { "no" });
     }
