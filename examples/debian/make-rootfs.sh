@@ -16,7 +16,7 @@ After=multi-user.target
 Type=oneshot
 StandardOutput=tty
 TTYPath=/dev/console
-ExecStart=/bin/sh -c "echo; echo \"claylinux: root is \$(findmnt -no FSTYPE /), ping has \$(getcap /usr/bin/ping)\"; echo \"Welcome to claylinux: \$(. /etc/os-release; echo \$PRETTY_NAME) is up\""
+ExecStart=/bin/sh -c "echo; echo \"claylinux: root is \$(findmnt -no FSTYPE /), /var is \$(findmnt -no FSTYPE /var || echo on the root), ping has \$(getcap /usr/bin/ping), \$(grep MemAvailable /proc/meminfo | tr -s \" \")\"; echo \"Welcome to claylinux: \$(. /etc/os-release; echo \$PRETTY_NAME) is up\""
 [Install]
 WantedBy=multi-user.target
 UNIT

@@ -6,78 +6,25 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::Path;
 
+use clay_testkit::trees::{
+    add_long_paths, add_specials, clamped, file, host_file, meta, node, noise, sample_root, with_xattrs, T0,
+};
 use clay_testkit::{sh, sh_in};
-use clay_tree::{Content, Inode, InodeId, Kind, Metadata, Tree};
+use clay_tree::{Content, Inode, InodeId, Kind, Tree};
 
 use super::*;
 use reader::Reader;
 
-const T0: i64 = 1_700_000_000;
 const CLAMP: i64 = 1_750_000_000;
-/// `security.capability` for `cap_net_raw+ep`: VFS_CAP_REVISION_2 with the effective flag, permitted bit 13.
-const CAP_NET_RAW_EP: [u8; 20] = [1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 /// Entries of the large directory: enough for dozens of directory blocks.
 const MANY: u32 = 5000;
 
-fn meta(mode: u32, uid: u32, gid: u32, mtime: i64) -> Metadata {
-    Metadata { mode, uid, gid, mtime, xattrs: BTreeMap::new() }
-}
-
-fn with_xattrs(mut m: Metadata, xattrs: &[(&str, &[u8])]) -> Metadata {
-    for (k, v) in xattrs {
-        m.xattrs.insert(k.as_bytes().to_vec(), v.to_vec());
-    }
-    m
-}
-
-/// Deterministic bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24).to_le_bytes()[0]
-        })
-        .collect()
-}
-
-fn node(tree: &mut Tree, path: &str, m: Metadata, kind: Kind) {
-    tree.insert(path.as_bytes(), Inode { meta: m, kind }, &meta(0o755, 0, 0, T0)).unwrap();
-}
-
-fn file(tree: &mut Tree, path: &str, m: Metadata, bytes: Vec<u8>) {
-    node(tree, path, m, Kind::File(Content::from_bytes(bytes)));
-}
-
 /// A tree with every kind of object the format carries, and the shapes that stress it.
 fn sample_tree(host_dir: &Path, many: u32) -> Tree {
-    let mut t = Tree::new(with_xattrs(meta(0o755, 0, 0, T0), &[("trusted.root", b"r")]));
-    let dirs = meta(0o755, 0, 0, T0);
-    file(
-        &mut t,
-        "bin/prog",
-        with_xattrs(meta(0o4755, 0, 0, T0), &[("security.capability", &CAP_NET_RAW_EP), ("user.big", &[7u8; 300])]),
-        b"#!/bin/sh\necho hello\n".to_vec(),
-    );
-    t.link(b"bin/prog2", b"bin/prog", &dirs).unwrap();
-    t.link(b"usr/bin/prog3", b"bin/prog", &dirs).unwrap();
-    node(
-        &mut t,
-        "bin/link",
-        with_xattrs(meta(0o777, 0, 0, T0), &[("trusted.l", b"x")]),
-        Kind::Symlink(b"prog".to_vec()),
-    );
+    let mut t = sample_root();
     node(&mut t, "bin/dangling", meta(0o777, 5, 6, T0), Kind::Symlink(b"/nowhere/at/all".to_vec()));
     node(&mut t, "bin/longlink", meta(0o777, 0, 0, T0), Kind::Symlink("x/".repeat(1800).into_bytes()));
-    node(&mut t, "dev/null", meta(0o666, 0, 0, T0), Kind::CharDevice { major: 1, minor: 3 });
-    node(&mut t, "dev/sda", meta(0o660, 0, 6, T0), Kind::BlockDevice { major: 8, minor: 0 });
-    node(&mut t, "dev/big", meta(0o600, 0, 0, T0), Kind::BlockDevice { major: 4095, minor: 1_048_575 });
-    node(&mut t, "dev/nvme", meta(0o600, 0, 0, T0), Kind::BlockDevice { major: 259, minor: 300_000 });
-    node(&mut t, "dev/fifo", meta(0o644, 0, 0, T0 + 5), Kind::Fifo);
-    node(&mut t, "tmp", meta(0o1777, 0, 0, T0), Kind::Directory(BTreeMap::new()));
-    node(&mut t, "srv/shared", meta(0o2775, 0, 50, T0), Kind::Directory(BTreeMap::new()));
+    add_specials(&mut t, 300_000);
     node(
         &mut t,
         "empty-dir",
@@ -96,10 +43,7 @@ fn sample_tree(host_dir: &Path, many: u32) -> Tree {
     // Whole blocks only; several blocks and an inline tail; a tail too large to inline; one file from the host.
     file(&mut t, "var/exact", meta(0o644, 0, 0, T0), noise(2 * 4096, 2));
     file(&mut t, "var/tail4000", meta(0o644, 0, 0, T0), noise(4096 + 4000, 3));
-    let big = noise(300 * 1024 + 1000, 1);
-    std::fs::write(host_dir.join("big"), &big).unwrap();
-    let host = Content::Host { path: host_dir.join("big"), len: big.len() as u64 };
-    t.insert(b"var/big", Inode { meta: meta(0o644, 0, 0, T0), kind: Kind::File(host) }, &dirs).unwrap();
+    host_file(&mut t, "var/big", meta(0o644, 0, 0, T0), &host_dir.join("big"), &noise(300 * 1024 + 1000, 1));
     let mut sparse = vec![0u8; 3 * 4096 + 77];
     sparse[4096..4106].copy_from_slice(b"not a hole");
     file(&mut t, "var/sparse", meta(0o644, 0, 0, T0), sparse);
@@ -107,10 +51,7 @@ fn sample_tree(host_dir: &Path, many: u32) -> Tree {
         let name = format!("many/f{i:05}{}", "x".repeat(i as usize % 40));
         file(&mut t, &name, meta(0o644, i % 7, i % 5, T0 + i64::from(i % 3)), noise((i as usize * 37) % 900, i.into()));
     }
-    let long = "n".repeat(255);
-    file(&mut t, &format!("long/{long}"), meta(0o644, 0, 0, T0), b"long name".to_vec());
-    let deep: String = (0..60).map(|i| format!("d{i}/")).collect();
-    file(&mut t, &format!("{deep}bottom"), meta(0o644, 0, 0, T0), b"deep".to_vec());
+    add_long_paths(&mut t, 60);
     t
 }
 
@@ -122,15 +63,6 @@ fn write(tree: &Tree, opts: &Options) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     write_erofs(tree, opts, &mut out).unwrap();
     out.into_inner()
-}
-
-fn clamped(tree: &Tree, clamp: i64) -> Tree {
-    let mut t = tree.clone();
-    for e in t.walk() {
-        let m = &mut t.inode_mut(e.inode).meta;
-        m.mtime = m.mtime.min(clamp);
-    }
-    t
 }
 
 /// Compares two listings line by line, showing only the lines that differ.

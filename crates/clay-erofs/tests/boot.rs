@@ -7,18 +7,18 @@
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clay_erofs::{write_erofs, Options};
 use clay_qemu::{Boot, Firmware, RunOptions, Vm};
-use clay_tree::{Content, Inode, Kind, Metadata, Tree};
+use clay_testkit::trees::{file, file_bytes, meta, node, noise, CAP_NET_RAW_EP, T0};
+use clay_testkit::{busybox_initramfs_with, kernel_module_files, md5sum};
+use clay_tree::{Kind, Tree};
 
 const DONE: &str = "CLAY-EROFS-DONE";
 const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
 /// Generous: other boots may share the two cores under TCG.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
-const T0: i64 = 1_700_000_000;
 const CLAMP: i64 = 1_750_000_000;
 const MANY: usize = 5000;
 const IMAGES: [(&str, Option<i64>); 2] = [("clamped", Some(CLAMP)), ("unclamped", None)];
@@ -37,22 +37,10 @@ const FILES: [&str; 10] = [
 ];
 const OTHERS: [&str; 8] =
     [".", "tmp", "srv/shared", "dev/null", "dev/sda", "dev/fifo", "order/-dash", "many/f02500xxxxxxxxxxxxxxxxxxxx"];
-
-fn meta(mode: u32, uid: u32, gid: u32, mtime: i64) -> Metadata {
-    Metadata { mode, uid, gid, mtime, xattrs: BTreeMap::new() }
-}
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24).to_le_bytes()[0]
-        })
-        .collect()
-}
+/// The kernel's erofs and loop modules, and erofs's dependency, from the kernel package the example kernel came
+/// from, in the order to load them. `modinfo -F depends erofs.ko` is `libcrc32c`; its crc32c implementation is
+/// built in (CONFIG_CRYPTO_CRC32C=y).
+const MODULES: [&str; 3] = ["drivers/block/loop.ko", "lib/libcrc32c.ko", "fs/erofs/erofs.ko"];
 
 fn many_name(i: usize) -> String {
     format!("many/f{i:05}{}", "x".repeat(i % 40))
@@ -61,54 +49,30 @@ fn many_name(i: usize) -> String {
 fn tree() -> Tree {
     let mut t = Tree::new(meta(0o755, 0, 0, T0));
     let dirs = meta(0o755, 0, 0, T0);
-    let add = |t: &mut Tree, path: &str, m: Metadata, kind: Kind| {
-        t.insert(path.as_bytes(), Inode { meta: m, kind }, &dirs).unwrap();
-    };
-    let bytes = |b: Vec<u8>| Kind::File(Content::from_bytes(b));
     let mut prog = meta(0o4755, 0, 0, T0);
     prog.xattrs.insert(b"user.test".to_vec(), b"value".to_vec());
-    prog.xattrs
-        .insert(b"security.capability".to_vec(), vec![1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    add(&mut t, "bin/prog", prog, bytes(b"#!/bin/sh\necho hello\n".to_vec()));
+    prog.xattrs.insert(b"security.capability".to_vec(), CAP_NET_RAW_EP.to_vec());
+    file(&mut t, "bin/prog", prog, b"#!/bin/sh\necho hello\n".to_vec());
     t.link(b"bin/prog2", b"bin/prog", &dirs).unwrap();
     t.link(b"usr/bin/prog3", b"bin/prog", &dirs).unwrap();
-    add(&mut t, "bin/link", meta(0o777, 0, 0, T0), Kind::Symlink(b"../usr/bin/prog3".to_vec()));
-    add(&mut t, "dev/null", meta(0o666, 0, 0, T0), Kind::CharDevice { major: 1, minor: 3 });
-    add(&mut t, "dev/sda", meta(0o660, 0, 6, T0), Kind::BlockDevice { major: 259, minor: 300_000 });
-    add(&mut t, "dev/fifo", meta(0o644, 0, 0, T0 + 5), Kind::Fifo);
-    add(&mut t, "tmp", meta(0o1777, 0, 0, T0), Kind::Directory(BTreeMap::new()));
-    add(&mut t, "srv/shared", meta(0o2775, 1000, 50, T0), Kind::Directory(BTreeMap::new()));
-    add(&mut t, "etc/future", meta(0o640, 1000, 100, CLAMP + 99), bytes(b"clamped".to_vec()));
-    add(&mut t, "home/big/.profile", meta(0o600, 100_000, 70_000, T0 - 7), bytes(b"export A=1\n".to_vec()));
-    add(&mut t, "order/-dash", meta(0o644, 0, 0, T0), bytes(b"before the dot".to_vec()));
-    add(&mut t, "var/big", meta(0o644, 0, 0, T0), bytes(noise(5 * 131_072 + 4321, 9)));
-    add(&mut t, "var/exact", meta(0o644, 0, 0, T0), bytes(noise(3 * 4096, 10)));
+    node(&mut t, "bin/link", meta(0o777, 0, 0, T0), Kind::Symlink(b"../usr/bin/prog3".to_vec()));
+    node(&mut t, "dev/null", meta(0o666, 0, 0, T0), Kind::CharDevice { major: 1, minor: 3 });
+    node(&mut t, "dev/sda", meta(0o660, 0, 6, T0), Kind::BlockDevice { major: 259, minor: 300_000 });
+    node(&mut t, "dev/fifo", meta(0o644, 0, 0, T0 + 5), Kind::Fifo);
+    node(&mut t, "tmp", meta(0o1777, 0, 0, T0), Kind::Directory(BTreeMap::new()));
+    node(&mut t, "srv/shared", meta(0o2775, 1000, 50, T0), Kind::Directory(BTreeMap::new()));
+    file(&mut t, "etc/future", meta(0o640, 1000, 100, CLAMP + 99), b"clamped".to_vec());
+    file(&mut t, "home/big/.profile", meta(0o600, 100_000, 70_000, T0 - 7), b"export A=1\n".to_vec());
+    file(&mut t, "order/-dash", meta(0o644, 0, 0, T0), b"before the dot".to_vec());
+    file(&mut t, "var/big", meta(0o644, 0, 0, T0), noise(5 * 131_072 + 4321, 9));
+    file(&mut t, "var/exact", meta(0o644, 0, 0, T0), noise(3 * 4096, 10));
     let mut sparse = vec![0u8; 2 << 20];
     sparse[1 << 20..(1 << 20) + 4].copy_from_slice(b"data");
-    add(&mut t, "var/sparse", meta(0o644, 0, 0, T0), bytes(sparse));
+    file(&mut t, "var/sparse", meta(0o644, 0, 0, T0), sparse);
     for i in 0..MANY {
-        add(&mut t, &many_name(i), meta(0o644, 0, 0, T0 + (i % 3) as i64), bytes(noise((i * 53) % 1500, i as u64)));
+        file(&mut t, &many_name(i), meta(0o644, 0, 0, T0 + (i % 3) as i64), noise((i * 53) % 1500, i as u64));
     }
     t
-}
-
-/// The kernel's erofs and loop modules, and erofs's dependency, from the kernel package the example kernel came
-/// from, in the order to load them.
-fn modules(kernel: &Path) -> [PathBuf; 3] {
-    let release = kernel.file_name().unwrap().to_str().unwrap().trim_start_matches("vmlinuz-").to_owned();
-    let cache = std::env::var_os("CLAY_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
-            .join("claylinux")
-    });
-    let dir = cache.join("kernel/root/lib/modules").join(&release).join("kernel");
-    // `modinfo -F depends erofs.ko` is `libcrc32c`; its crc32c implementation is built in (CONFIG_CRYPTO_CRC32C=y).
-    let found = [dir.join("drivers/block/loop.ko"), dir.join("lib/libcrc32c.ko"), dir.join("fs/erofs/erofs.ko")];
-    for m in &found {
-        assert!(m.is_file(), "{} is missing; examples/tiny/make-rootfs.sh caches the kernel package", m.display());
-    }
-    found
 }
 
 fn init_script(modules: &[String]) -> String {
@@ -134,31 +98,19 @@ fn init_script(modules: &[String]) -> String {
     s
 }
 
-fn md5(bytes: &[u8]) -> String {
-    clay_testkit::pipe_text(&["md5sum"], bytes).split_whitespace().next().unwrap().to_owned()
-}
-
 #[test]
 fn the_kernel_mounts_our_images_and_reads_back_the_tree() {
     let tree = tree();
     let kernel = clay_testkit::example_kernel();
-    let mut extra = Vec::new();
-    let mut names = Vec::new();
-    for m in modules(&kernel) {
-        let name = m.file_name().unwrap().to_str().unwrap().to_owned();
-        names.push(name.clone());
-        extra.push((name, std::fs::read(&m).unwrap()));
-    }
+    let mut extra = kernel_module_files(&MODULES);
+    let names: Vec<String> = extra.iter().map(|(name, _)| name.clone()).collect();
     for (name, clamp_mtime) in IMAGES {
         let opts = Options { clamp_mtime, uuid: [7; 16], volume_name: name.to_owned() };
         let mut out = Cursor::new(Vec::new());
         write_erofs(&tree, &opts, &mut out).unwrap();
         extra.push((format!("{name}.erofs"), out.into_inner()));
     }
-    // The kernel unpacks concatenated archives (buffer-format.rst); each starts 4-byte aligned.
-    let mut initrd = clay_testkit::busybox_initramfs(&init_script(&names));
-    initrd.resize(initrd.len().next_multiple_of(4), 0);
-    initrd.extend_from_slice(&clay_testkit::files_cpio(&extra));
+    let initrd = busybox_initramfs_with(&init_script(&names), &extra);
     let dir = tempfile::tempdir().unwrap();
     let initrd_path = dir.path().join("initrd.cpio");
     std::fs::write(&initrd_path, initrd).unwrap();
@@ -172,18 +124,16 @@ fn the_kernel_mounts_our_images_and_reads_back_the_tree() {
         eprintln!("guest: {l}");
     }
 
-    let file_bytes = |p: &str| match &tree.inode(tree.lookup(p.as_bytes()).unwrap().unwrap()).kind {
-        Kind::File(c) => c.read_all(p).unwrap(),
-        _ => unreachable!(),
-    };
-    let sums: String =
-        ["var/big", "var/exact", "var/sparse"].iter().map(|p| format!("{}  {p}\n", md5(&file_bytes(p)))).collect();
-    let many: Vec<u8> = (0..MANY).flat_map(|i| file_bytes(&many_name(i))).collect();
+    let sums: String = ["var/big", "var/exact", "var/sparse"]
+        .iter()
+        .map(|p| format!("{}  {p}\n", md5sum(&file_bytes(&tree, p))))
+        .collect();
+    let many: Vec<u8> = (0..MANY).flat_map(|i| file_bytes(&tree, &many_name(i))).collect();
     let links = tree.link_counts(&tree.walk());
     for (name, clamp) in IMAGES {
         let mut expected = vec![
             format!("{name} link ../usr/bin/prog3"),
-            format!("{name} sums {}  - {}  -", md5(sums.as_bytes()), md5(&many)),
+            format!("{name} sums {}  - {}  -", md5sum(sums.as_bytes()), md5sum(&many)),
             format!("{name} count {}", MANY + 2),
         ];
         let mut inos = Vec::new();

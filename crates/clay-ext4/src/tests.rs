@@ -9,47 +9,15 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use clay_tree::{Content, Inode, Kind, Metadata, Tree};
+use clay_testkit::trees::{
+    add_long_paths, add_specials, file, host_file, meta, node, noise, sample_root, with_xattrs, CAP_NET_RAW_EP, T0,
+};
+use clay_tree::{Kind, Tree};
 
 use super::*;
 
-const T0: i64 = 1_700_000_000;
 const CLAMP: i64 = 1_750_000_000;
 const MIB: u64 = 1 << 20;
-/// `security.capability` for `cap_net_raw+ep`: VFS_CAP_REVISION_2 with the effective flag, permitted bit 13.
-const CAP_NET_RAW_EP: [u8; 20] = [1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-
-fn meta(mode: u32, uid: u32, gid: u32, mtime: i64) -> Metadata {
-    Metadata { mode, uid, gid, mtime, xattrs: BTreeMap::new() }
-}
-
-fn with_xattrs(mut m: Metadata, xattrs: &[(&str, &[u8])]) -> Metadata {
-    for (k, v) in xattrs {
-        m.xattrs.insert(k.as_bytes().to_vec(), v.to_vec());
-    }
-    m
-}
-
-/// Bytes that do not repeat, deterministic.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24).to_le_bytes()[0]
-        })
-        .collect()
-}
-
-fn node(tree: &mut Tree, path: &str, m: Metadata, kind: Kind) {
-    tree.insert(path.as_bytes(), Inode { meta: m, kind }, &meta(0o755, 0, 0, T0)).unwrap();
-}
-
-fn file(tree: &mut Tree, path: &str, m: Metadata, bytes: Vec<u8>) {
-    node(tree, path, m, Kind::File(Content::from_bytes(bytes)));
-}
 
 fn opts(size: u64) -> Options {
     Options {
@@ -81,28 +49,12 @@ fn acl() -> Vec<u8> {
 
 /// Every kind of object, and the shapes that stress the format.
 fn sample_tree(host_dir: &Path) -> Tree {
-    let mut t = Tree::new(with_xattrs(meta(0o755, 0, 0, T0), &[("trusted.root", b"r")]));
-    let dirs = meta(0o755, 0, 0, T0);
-    file(
-        &mut t,
-        "bin/prog",
-        with_xattrs(meta(0o4755, 0, 0, T0), &[("security.capability", &CAP_NET_RAW_EP), ("user.big", &[7u8; 300])]),
-        b"#!/bin/sh\necho hello\n".to_vec(),
-    );
-    t.link(b"bin/prog2", b"bin/prog", &dirs).unwrap();
-    t.link(b"usr/bin/prog3", b"bin/prog", &dirs).unwrap();
-    node(&mut t, "bin/link", with_xattrs(meta(0o777, 0, 0, T0), &[("trusted.l", b"x")]), Kind::Symlink(b"prog".into()));
+    let mut t = sample_root();
     let long_target = format!("/{}", "long-target/".repeat(20));
     node(&mut t, "bin/long-link", meta(0o777, 5, 6, T0), Kind::Symlink(long_target.into_bytes()));
     node(&mut t, "bin/edge-link", meta(0o777, 0, 0, T0), Kind::Symlink(vec![b'e'; 59]));
     node(&mut t, "bin/edge-link2", meta(0o777, 0, 0, T0), Kind::Symlink(vec![b'e'; 60]));
-    node(&mut t, "dev/null", meta(0o666, 0, 0, T0), Kind::CharDevice { major: 1, minor: 3 });
-    node(&mut t, "dev/sda", meta(0o660, 0, 6, T0), Kind::BlockDevice { major: 8, minor: 0 });
-    node(&mut t, "dev/big", meta(0o600, 0, 0, T0), Kind::BlockDevice { major: 4095, minor: 1_048_575 });
-    node(&mut t, "dev/nvme", meta(0o600, 0, 0, T0), Kind::BlockDevice { major: 259, minor: 7 });
-    node(&mut t, "dev/fifo", meta(0o644, 0, 0, T0 + 5), Kind::Fifo);
-    node(&mut t, "tmp", meta(0o1777, 0, 0, T0), Kind::Directory(BTreeMap::new()));
-    node(&mut t, "srv/shared", meta(0o2775, 0, 50, T0), Kind::Directory(BTreeMap::new()));
+    add_specials(&mut t, 7);
     let acl_meta = with_xattrs(
         meta(0o750, 1000, 1000, T0),
         &[("system.posix_acl_access", &acl()), ("system.posix_acl_default", &acl()), ("user.d", b"dir")],
@@ -112,10 +64,7 @@ fn sample_tree(host_dir: &Path) -> Tree {
     file(&mut t, "etc/future", meta(0o644, 100_000, 70_000, CLAMP + 1_000_000), b"from the future".to_vec());
     file(&mut t, "etc/old", meta(0o644, 0, 0, -5_000), b"before 1970".to_vec());
     // Several blocks, from the host; a partial last block.
-    let big = noise(3 * 128 * 1024 + 1000, 1);
-    std::fs::write(host_dir.join("big"), &big).unwrap();
-    let host = Content::Host { path: host_dir.join("big"), len: big.len() as u64 };
-    t.insert(b"var/big", Inode { meta: meta(0o644, 0, 0, T0), kind: Kind::File(host) }, &dirs).unwrap();
+    host_file(&mut t, "var/big", meta(0o644, 0, 0, T0), &host_dir.join("big"), &noise(3 * 128 * 1024 + 1000, 1));
     // Holes: data, a hole, data; and a file that is all hole.
     let mut sparse = vec![0u8; 3 * MIB as usize + 77];
     sparse[MIB as usize..MIB as usize + 10].copy_from_slice(b"not a hole");
@@ -139,10 +88,7 @@ fn sample_tree(host_dir: &Path) -> Tree {
             noise(i as usize % 300, i.into()),
         );
     }
-    let long = "n".repeat(255);
-    file(&mut t, &format!("long/{long}"), meta(0o644, 0, 0, T0), b"long name".to_vec());
-    let deep: String = (0..40).map(|i| format!("d{i}/")).collect();
-    file(&mut t, &format!("{deep}bottom"), meta(0o644, 0, 0, T0), b"deep".to_vec());
+    add_long_paths(&mut t, 40);
     t
 }
 

@@ -7,19 +7,20 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use clay_ext4::{write_ext4, Options};
 use clay_qemu::{Boot, Firmware, RunOptions, Vm};
-use clay_tree::{Content, Inode, Kind, Metadata, Tree};
+use clay_testkit::trees::{file, file_bytes, meta, node, noise, T0};
+use clay_testkit::{busybox_initramfs_with, kernel_module_files, md5sum};
+use clay_tree::{Kind, Tree};
 
 const DONE: &str = "CLAY-EXT4-DONE";
 const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
 /// Generous: other boots may share the two cores under TCG.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
-const T0: i64 = 1_700_000_000;
 const CLAMP: i64 = 1_750_000_000;
 /// 28 block groups: two flex groups, superblock backups up to group 27, a short last group; sparse on the host.
 const SIZE: u64 = (3584 << 20) - (5 << 20);
@@ -33,69 +34,30 @@ const MODULES: [&str; 6] = [
     "drivers/block/virtio_blk.ko",
 ];
 
-fn meta(mode: u32, uid: u32, gid: u32, mtime: i64) -> Metadata {
-    Metadata { mode, uid, gid, mtime, xattrs: BTreeMap::new() }
-}
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24).to_le_bytes()[0]
-        })
-        .collect()
-}
-
 fn tree() -> Tree {
     let mut t = Tree::new(meta(0o755, 0, 0, T0));
     let dirs = meta(0o755, 0, 0, T0);
-    let add = |t: &mut Tree, path: &str, m: Metadata, kind: Kind| {
-        t.insert(path.as_bytes(), Inode { meta: m, kind }, &dirs).unwrap();
-    };
-    let bytes = |b: Vec<u8>| Kind::File(Content::from_bytes(b));
     let mut prog = meta(0o4755, 0, 0, T0);
     prog.xattrs.insert(b"user.test".to_vec(), b"value".to_vec());
-    add(&mut t, "lib/prog", prog, bytes(b"#!/bin/sh\necho hello\n".to_vec()));
+    file(&mut t, "lib/prog", prog, b"#!/bin/sh\necho hello\n".to_vec());
     t.link(b"lib/prog2", b"lib/prog", &dirs).unwrap();
-    add(&mut t, "lib/link", meta(0o777, 0, 0, T0), Kind::Symlink(b"prog".to_vec()));
-    add(&mut t, "lib/long-link", meta(0o777, 0, 0, T0), Kind::Symlink(format!("/{}", "x/".repeat(40)).into_bytes()));
-    add(&mut t, "log/messages", meta(0o640, 0, 4, T0), bytes(b"seeded line\n".to_vec()));
-    add(&mut t, "dev/sda", meta(0o660, 0, 6, T0), Kind::BlockDevice { major: 259, minor: 300_000 });
-    add(&mut t, "dev/fifo", meta(0o644, 0, 0, T0 + 5), Kind::Fifo);
-    add(&mut t, "tmp", meta(0o1777, 0, 0, T0), Kind::Directory(BTreeMap::new()));
-    add(&mut t, "cache/future", meta(0o640, 1000, 100, CLAMP + 99), bytes(b"clamped".to_vec()));
-    add(&mut t, "cache/big", meta(0o644, 0, 0, T0), bytes(noise(5 << 20, 9)));
+    node(&mut t, "lib/link", meta(0o777, 0, 0, T0), Kind::Symlink(b"prog".to_vec()));
+    node(&mut t, "lib/long-link", meta(0o777, 0, 0, T0), Kind::Symlink(format!("/{}", "x/".repeat(40)).into_bytes()));
+    file(&mut t, "log/messages", meta(0o640, 0, 4, T0), b"seeded line\n".to_vec());
+    node(&mut t, "dev/sda", meta(0o660, 0, 6, T0), Kind::BlockDevice { major: 259, minor: 300_000 });
+    node(&mut t, "dev/fifo", meta(0o644, 0, 0, T0 + 5), Kind::Fifo);
+    node(&mut t, "tmp", meta(0o1777, 0, 0, T0), Kind::Directory(BTreeMap::new()));
+    file(&mut t, "cache/future", meta(0o640, 1000, 100, CLAMP + 99), b"clamped".to_vec());
+    file(&mut t, "cache/big", meta(0o644, 0, 0, T0), noise(5 << 20, 9));
     let mut striped = vec![0u8; 3000 * 4096];
     for (i, block) in striped.chunks_mut(4096).enumerate().filter(|(i, _)| i % 3 == 0) {
         block[..8].copy_from_slice(&(i as u64).to_le_bytes());
     }
-    add(&mut t, "cache/striped", meta(0o644, 0, 0, T0), bytes(striped));
+    file(&mut t, "cache/striped", meta(0o644, 0, 0, T0), striped);
     for i in 0..3000u32 {
-        add(&mut t, &format!("many/f{i:04}"), meta(0o644, 0, 0, T0), bytes(noise((i as usize * 53) % 1500, i.into())));
+        file(&mut t, &format!("many/f{i:04}"), meta(0o644, 0, 0, T0), noise((i as usize * 53) % 1500, i.into()));
     }
     t
-}
-
-fn modules(kernel: &Path) -> Vec<PathBuf> {
-    let release = kernel.file_name().unwrap().to_str().unwrap().trim_start_matches("vmlinuz-").to_owned();
-    let cache = std::env::var_os("CLAY_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
-            .join("claylinux")
-    });
-    let dir = cache.join("kernel/root/lib/modules").join(&release).join("kernel");
-    MODULES
-        .iter()
-        .map(|m| {
-            let path = dir.join(m);
-            assert!(path.is_file(), "{} is missing; examples/tiny/make-rootfs.sh caches the kernel", path.display());
-            path
-        })
-        .collect()
 }
 
 fn init_script() -> String {
@@ -127,10 +89,6 @@ fn init_script() -> String {
     s
 }
 
-fn md5(bytes: &[u8]) -> String {
-    clay_testkit::pipe_text(&["md5sum"], bytes).split_whitespace().next().unwrap().to_owned()
-}
-
 fn debugfs(image: &Path, command: &str) -> String {
     let out = Command::new("debugfs").args(["-R", command]).arg(image).output().expect("debugfs is needed");
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -156,13 +114,8 @@ fn the_kernel_mounts_our_filesystem_read_write() {
     }
 
     let kernel = clay_testkit::example_kernel();
-    let extra: Vec<(String, Vec<u8>)> = modules(&kernel)
-        .iter()
-        .map(|m| (m.file_name().unwrap().to_str().unwrap().to_owned(), std::fs::read(m).unwrap()))
-        .collect();
-    let mut initrd = clay_testkit::busybox_initramfs(&init_script());
-    initrd.resize(initrd.len().next_multiple_of(4), 0);
-    initrd.extend_from_slice(&clay_testkit::files_cpio(&extra));
+    let extra = kernel_module_files(&MODULES);
+    let initrd = busybox_initramfs_with(&init_script(), &extra);
     let initrd_path = dir.path().join("initrd.cpio");
     std::fs::write(&initrd_path, initrd).unwrap();
 
@@ -180,16 +133,12 @@ fn the_kernel_mounts_our_filesystem_read_write() {
     let output = vm.run_until(DONE, BOOT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let lines: Vec<String> = output.lines().map(|l| l.trim_end_matches('\r').to_owned()).collect();
 
-    let file_bytes = |p: &str| match &tree.inode(tree.lookup(p.as_bytes()).unwrap().unwrap()).kind {
-        Kind::File(c) => c.read_all(p).unwrap(),
-        _ => unreachable!(),
-    };
-    let mut big = file_bytes("cache/big");
-    big.extend(file_bytes("cache/striped"));
-    let many: Vec<u8> = (0..3000).flat_map(|i| file_bytes(&format!("many/f{i:04}"))).collect();
+    let mut big = file_bytes(&tree, "cache/big");
+    big.extend(file_bytes(&tree, "cache/striped"));
+    let many: Vec<u8> = (0..3000).flat_map(|i| file_bytes(&tree, &format!("many/f{i:04}"))).collect();
     let mut expected = vec![
         format!("links prog /{}", "x/".repeat(40)),
-        format!("sums {}  - {}  -", md5(&big), md5(&many)),
+        format!("sums {}  - {}  -", md5sum(&big), md5sum(&many)),
         "count 3000".to_owned(),
         "unmounted".to_owned(),
     ];

@@ -20,19 +20,10 @@ fn wanted() -> Vec<Want<'static>> {
 fn package() -> &'static (PathBuf, String) {
     static PACKAGE: OnceLock<(PathBuf, String)> = OnceLock::new();
     PACKAGE.get_or_init(|| {
-        let kernel = clay_testkit::example_kernel();
-        let release = kernel.file_name().unwrap().to_str().unwrap().trim_start_matches("vmlinuz-").to_owned();
-        let cache = std::env::var_os("CLAY_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
-                .join("claylinux")
-        });
-        let root = cache.join("kernel/root");
-        let dir = root.join("lib/modules").join(&release);
+        let dir = clay_testkit::kernel_modules_dir();
         assert!(dir.join("modules.builtin").is_file(), "{} is missing; make-rootfs.sh caches it", dir.display());
         assert!(!dir.join("modules.dep").exists(), "the package itself ships no modules.dep");
-        (root, release)
+        (clay_testkit::kernel_package_root(), clay_testkit::example_kernel_release())
     })
 }
 

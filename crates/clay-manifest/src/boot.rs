@@ -9,6 +9,7 @@
 //! ```text
 //! clay-boot 1
 //! module .clay/modules/loop.ko          load, in this order (paths in the initramfs)
+//! module .clay/modules/nvme.ko optional a driver for hardware that may be absent: a failure is not fatal
 //! root ram                              the initramfs is the root
 //! root compressed squashfs .clay/root.img   a filesystem image in the initramfs, on a loop device
 //! root verity squashfs                  a partition checked by dm-verity against `roothash=`
@@ -48,6 +49,16 @@ impl Root {
     }
 }
 
+/// One kernel module to load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    /// Path in the initramfs.
+    pub path: String,
+    /// Whether the boot fails without it. Drivers for hardware that may be absent are optional: their
+    /// initialisation can fail (`ENODEV` from a Hyper-V driver outside Hyper-V) without harm.
+    pub required: bool,
+}
+
 /// A partition mounted read-write into the booted system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataMount {
@@ -60,8 +71,8 @@ pub struct DataMount {
 /// Everything clay-init does besides the fixed steps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootPlan {
-    /// Kernel modules to load, in order, as paths in the initramfs.
-    pub modules: Vec<String>,
+    /// Kernel modules to load, in order.
+    pub modules: Vec<Module>,
     pub root: Root,
     pub data: Option<DataMount>,
 }
@@ -100,14 +111,14 @@ impl BootPlan {
             Root::Verity { fstype } => word(fstype),
         };
         root_words
-            && self.modules.iter().all(|m| word(m))
+            && self.modules.iter().all(|m| word(&m.path))
             && self.data.as_ref().is_none_or(|d| word(&d.fstype) && word(&d.target))
     }
 
     pub fn encode(&self) -> String {
         let mut s = format!("{HEADER}\n");
         for m in &self.modules {
-            let _ = writeln!(s, "module {m}");
+            let _ = writeln!(s, "module {}{}", m.path, if m.required { "" } else { " optional" });
         }
         let _ = match &self.root {
             Root::Ram => writeln!(s, "root ram"),
@@ -132,7 +143,8 @@ impl BootPlan {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 [] => {}
-                ["module", path] => plan.modules.push((*path).to_owned()),
+                ["module", path] => plan.modules.push(Module { path: (*path).to_owned(), required: true }),
+                ["module", path, "optional"] => plan.modules.push(Module { path: (*path).to_owned(), required: false }),
                 ["root", rest @ ..] => {
                     let r = match rest {
                         ["ram"] => Root::Ram,
@@ -180,7 +192,10 @@ mod tests {
 
     fn plan() -> BootPlan {
         BootPlan {
-            modules: vec![".clay/modules/loop.ko".into(), ".clay/modules/squashfs.ko".into()],
+            modules: vec![
+                Module { path: ".clay/modules/loop.ko".into(), required: true },
+                Module { path: ".clay/modules/nvme.ko".into(), required: false },
+            ],
             root: Root::Compressed { fstype: "squashfs".into(), image: ".clay/root.img".into() },
             data: Some(DataMount {
                 partuuid: Guid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10),
@@ -197,7 +212,7 @@ mod tests {
         let text = p.encode();
         assert_eq!(
             text,
-            "clay-boot 1\nmodule .clay/modules/loop.ko\nmodule .clay/modules/squashfs.ko\n\
+            "clay-boot 1\nmodule .clay/modules/loop.ko\nmodule .clay/modules/nvme.ko optional\n\
              root compressed squashfs .clay/root.img\ndata 01020304-0506-0708-090a-0b0c0d0e0f10 ext4 /var\n"
         );
         assert_eq!(BootPlan::decode(&text).unwrap(), p);
@@ -218,7 +233,7 @@ mod tests {
         assert!(
             BootPlan::decode("clay-boot 1\nroot ram\ndata 01020304-0506-0708-090a-0b0c0d0e0f10 ext4 var\n").is_err()
         );
-        let spaced = BootPlan { modules: vec!["a b".into()], ..BootPlan::default() };
+        let spaced = BootPlan { modules: vec![Module { path: "a b".into(), required: true }], ..BootPlan::default() };
         assert!(!spaced.is_encodable());
     }
 

@@ -6,18 +6,18 @@
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clay_qemu::{Boot, Firmware, RunOptions, Vm};
 use clay_squashfs::{write_squashfs, Compression, Options};
-use clay_tree::{Content, Inode, Kind, Metadata, Tree};
+use clay_testkit::trees::{file, file_bytes, meta, node, noise, T0};
+use clay_testkit::{busybox_initramfs_with, kernel_module_files, md5sum};
+use clay_tree::{Kind, Tree};
 
 const DONE: &str = "CLAY-SQUASHFS-DONE";
 const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
 /// Generous: other boots may share the two cores under TCG.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
-const T0: i64 = 1_700_000_000;
 const CLAMP: i64 = 1_750_000_000;
 const IMAGES: [(&str, Compression, u32); 3] = [
     ("zstd", Compression::Zstd { level: 15 }, 128 * 1024),
@@ -27,67 +27,32 @@ const IMAGES: [(&str, Compression, u32); 3] = [
 /// Paths whose metadata the guest prints; `%s` only for regular files (a directory's size is format-specific).
 const FILES: [&str; 6] = ["bin/prog", "bin/prog2", "usr/bin/prog3", "var/big", "var/sparse", "etc/future"];
 const OTHERS: [&str; 6] = [".", "tmp", "srv/shared", "dev/null", "dev/sda", "dev/fifo"];
-
-fn meta(mode: u32, uid: u32, gid: u32, mtime: i64) -> Metadata {
-    Metadata { mode, uid, gid, mtime, xattrs: BTreeMap::new() }
-}
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24).to_le_bytes()[0]
-        })
-        .collect()
-}
+/// The kernel's squashfs and loop modules, from the kernel package the example kernel came from.
+const MODULES: [&str; 2] = ["fs/squashfs/squashfs.ko", "drivers/block/loop.ko"];
 
 fn tree() -> Tree {
     let mut t = Tree::new(meta(0o755, 0, 0, T0));
     let dirs = meta(0o755, 0, 0, T0);
-    let add = |t: &mut Tree, path: &str, m: Metadata, kind: Kind| {
-        t.insert(path.as_bytes(), Inode { meta: m, kind }, &dirs).unwrap();
-    };
-    let bytes = |b: Vec<u8>| Kind::File(Content::from_bytes(b));
     let mut prog = meta(0o4755, 0, 0, T0);
     prog.xattrs.insert(b"user.test".to_vec(), b"value".to_vec());
-    add(&mut t, "bin/prog", prog, bytes(b"#!/bin/sh\necho hello\n".to_vec()));
+    file(&mut t, "bin/prog", prog, b"#!/bin/sh\necho hello\n".to_vec());
     t.link(b"bin/prog2", b"bin/prog", &dirs).unwrap();
     t.link(b"usr/bin/prog3", b"bin/prog", &dirs).unwrap();
-    add(&mut t, "bin/link", meta(0o777, 0, 0, T0), Kind::Symlink(b"../usr/bin/prog3".to_vec()));
-    add(&mut t, "dev/null", meta(0o666, 0, 0, T0), Kind::CharDevice { major: 1, minor: 3 });
-    add(&mut t, "dev/sda", meta(0o660, 0, 6, T0), Kind::BlockDevice { major: 259, minor: 300_000 });
-    add(&mut t, "dev/fifo", meta(0o644, 0, 0, T0 + 5), Kind::Fifo);
-    add(&mut t, "tmp", meta(0o1777, 0, 0, T0), Kind::Directory(BTreeMap::new()));
-    add(&mut t, "srv/shared", meta(0o2775, 1000, 50, T0), Kind::Directory(BTreeMap::new()));
-    add(&mut t, "etc/future", meta(0o640, 1000, 100, CLAMP + 99), bytes(b"clamped".to_vec()));
-    add(&mut t, "var/big", meta(0o644, 0, 0, T0), bytes(noise(5 * 131_072 + 4321, 9)));
+    node(&mut t, "bin/link", meta(0o777, 0, 0, T0), Kind::Symlink(b"../usr/bin/prog3".to_vec()));
+    node(&mut t, "dev/null", meta(0o666, 0, 0, T0), Kind::CharDevice { major: 1, minor: 3 });
+    node(&mut t, "dev/sda", meta(0o660, 0, 6, T0), Kind::BlockDevice { major: 259, minor: 300_000 });
+    node(&mut t, "dev/fifo", meta(0o644, 0, 0, T0 + 5), Kind::Fifo);
+    node(&mut t, "tmp", meta(0o1777, 0, 0, T0), Kind::Directory(BTreeMap::new()));
+    node(&mut t, "srv/shared", meta(0o2775, 1000, 50, T0), Kind::Directory(BTreeMap::new()));
+    file(&mut t, "etc/future", meta(0o640, 1000, 100, CLAMP + 99), b"clamped".to_vec());
+    file(&mut t, "var/big", meta(0o644, 0, 0, T0), noise(5 * 131_072 + 4321, 9));
     let mut sparse = vec![0u8; 2 << 20];
     sparse[1 << 20..(1 << 20) + 4].copy_from_slice(b"data");
-    add(&mut t, "var/sparse", meta(0o644, 0, 0, T0), bytes(sparse));
+    file(&mut t, "var/sparse", meta(0o644, 0, 0, T0), sparse);
     for i in 0..600u32 {
-        add(&mut t, &format!("many/f{i:04}"), meta(0o644, 0, 0, T0), bytes(noise((i as usize * 53) % 1500, i.into())));
+        file(&mut t, &format!("many/f{i:04}"), meta(0o644, 0, 0, T0), noise((i as usize * 53) % 1500, i.into()));
     }
     t
-}
-
-/// The kernel's squashfs and loop modules, from the kernel package the example kernel came from.
-fn modules(kernel: &Path) -> [PathBuf; 2] {
-    let release = kernel.file_name().unwrap().to_str().unwrap().trim_start_matches("vmlinuz-").to_owned();
-    let cache = std::env::var_os("CLAY_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
-            .join("claylinux")
-    });
-    let dir = cache.join("kernel/root/lib/modules").join(&release).join("kernel");
-    let found = [dir.join("fs/squashfs/squashfs.ko"), dir.join("drivers/block/loop.ko")];
-    for m in &found {
-        assert!(m.is_file(), "{} is missing; examples/tiny/make-rootfs.sh caches the kernel package", m.display());
-    }
-    found
 }
 
 fn init_script() -> String {
@@ -110,28 +75,18 @@ fn init_script() -> String {
     s
 }
 
-fn md5(bytes: &[u8]) -> String {
-    clay_testkit::pipe_text(&["md5sum"], bytes).split_whitespace().next().unwrap().to_owned()
-}
-
 #[test]
 fn the_kernel_mounts_our_images_and_reads_back_the_tree() {
     let tree = tree();
     let kernel = clay_testkit::example_kernel();
-    let mut extra = Vec::new();
-    for m in modules(&kernel) {
-        extra.push((m.file_name().unwrap().to_str().unwrap().to_owned(), std::fs::read(&m).unwrap()));
-    }
+    let mut extra = kernel_module_files(&MODULES);
     for (name, compression, block_size) in IMAGES {
         let opts = Options { compression, block_size, clamp_mtime: Some(CLAMP), threads: 0 };
         let mut out = Cursor::new(Vec::new());
         write_squashfs(&tree, &opts, &mut out).unwrap();
         extra.push((format!("{name}.sqfs"), out.into_inner()));
     }
-    // The kernel unpacks concatenated archives (buffer-format.rst); each starts 4-byte aligned.
-    let mut initrd = clay_testkit::busybox_initramfs(&init_script());
-    initrd.resize(initrd.len().next_multiple_of(4), 0);
-    initrd.extend_from_slice(&clay_testkit::files_cpio(&extra));
+    let initrd = busybox_initramfs_with(&init_script(), &extra);
     let dir = tempfile::tempdir().unwrap();
     let initrd_path = dir.path().join("initrd.cpio");
     std::fs::write(&initrd_path, initrd).unwrap();
@@ -145,17 +100,14 @@ fn the_kernel_mounts_our_images_and_reads_back_the_tree() {
         eprintln!("guest: {l}");
     }
 
-    let file_bytes = |p: &str| match &tree.inode(tree.lookup(p.as_bytes()).unwrap().unwrap()).kind {
-        Kind::File(c) => c.read_all(p).unwrap(),
-        _ => unreachable!(),
-    };
-    let sums: String = ["var/big", "var/sparse"].iter().map(|p| format!("{}  {p}\n", md5(&file_bytes(p)))).collect();
-    let many: Vec<u8> = (0..600).flat_map(|i| file_bytes(&format!("many/f{i:04}"))).collect();
+    let sums: String =
+        ["var/big", "var/sparse"].iter().map(|p| format!("{}  {p}\n", md5sum(&file_bytes(&tree, p)))).collect();
+    let many: Vec<u8> = (0..600).flat_map(|i| file_bytes(&tree, &format!("many/f{i:04}"))).collect();
     let links = tree.link_counts(&tree.walk());
     for (name, _, _) in IMAGES {
         let mut expected = vec![
             format!("{name} link ../usr/bin/prog3"),
-            format!("{name} sums {}  - {}  -", md5(sums.as_bytes()), md5(&many)),
+            format!("{name} sums {}  - {}  -", md5sum(sums.as_bytes()), md5sum(&many)),
             format!("{name} count 600"),
         ];
         let mut inos = Vec::new();

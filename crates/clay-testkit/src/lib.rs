@@ -1,7 +1,9 @@
 //! Test helpers shared by the claylinux crates: feeding bytes to reference tools (the oracles: cpio, bsdtar, zstd,
-//! xz, ...) and running shell fixtures. A missing tool fails the test with a message saying how to install it;
-//! tests never skip.
+//! xz, ...), running shell fixtures, the example kernel and its modules, and building test trees ([`trees`]). A
+//! missing tool fails the test with a message saying how to install it; tests never skip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod trees;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,11 @@ pub fn pipe(cmd: &[&str], input: &[u8]) -> Vec<u8> {
 /// [`pipe`], with the output as text.
 pub fn pipe_text(cmd: &[&str], input: &[u8]) -> String {
     String::from_utf8(pipe(cmd, input)).unwrap()
+}
+
+/// The MD5 sum of `bytes` in hex, as `md5sum` prints it.
+pub fn md5sum(bytes: &[u8]) -> String {
+    pipe_text(&["md5sum"], bytes).split_whitespace().next().unwrap().to_owned()
 }
 
 /// Runs a bash script (`-euo pipefail`) and returns its standard output; a failure fails the test with the
@@ -75,6 +82,44 @@ pub fn example_kernel() -> PathBuf {
         .clone()
 }
 
+/// The release of [`example_kernel`]: its file name after `vmlinuz-`.
+pub fn example_kernel_release() -> String {
+    let kernel = example_kernel();
+    kernel.file_name().unwrap().to_str().unwrap().trim_start_matches("vmlinuz-").to_owned()
+}
+
+/// The unpacked Debian kernel package [`example_kernel`] came from, as `examples/tiny/make-rootfs.sh` caches it:
+/// `kernel/root` in `$CLAY_CACHE`, else in `$XDG_CACHE_HOME/claylinux`, else in `~/.cache/claylinux`.
+pub fn kernel_package_root() -> PathBuf {
+    let cache = std::env::var_os("CLAY_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
+            .join("claylinux")
+    });
+    cache.join("kernel/root")
+}
+
+/// The module directory of [`example_kernel`] in its package: `lib/modules/<release>` in [`kernel_package_root`].
+pub fn kernel_modules_dir() -> PathBuf {
+    kernel_package_root().join("lib/modules").join(example_kernel_release())
+}
+
+/// One module file of [`example_kernel`], by its path below `kernel/` in [`kernel_modules_dir`] (such as
+/// `fs/squashfs/squashfs.ko`); fails the test if the package lacks it.
+pub fn kernel_module(rel_path: &str) -> PathBuf {
+    let path = kernel_modules_dir().join("kernel").join(rel_path);
+    assert!(path.is_file(), "{} is missing; examples/tiny/make-rootfs.sh caches the kernel package", path.display());
+    path
+}
+
+/// The module files `rel_paths` of [`example_kernel`] (as [`kernel_module`] takes them), in that order, as (file
+/// name, bytes): for [`files_cpio`].
+pub fn kernel_module_files(rel_paths: &[&str]) -> Vec<(String, Vec<u8>)> {
+    let paths: Vec<PathBuf> = rel_paths.iter().map(|rel| kernel_module(rel)).collect();
+    paths.iter().map(|m| (m.file_name().unwrap().to_str().unwrap().to_owned(), std::fs::read(m).unwrap())).collect()
+}
+
 /// (name, mode, device numbers, data) of one archive entry.
 type CpioEntry<'a> = (&'a str, u32, (u32, u32), &'a [u8]);
 
@@ -89,6 +134,15 @@ pub fn busybox_initramfs(init: &str) -> Vec<u8> {
         ("init", 0o100_755, (0, 0), init.as_bytes()),
     ];
     cpio_archive(1, &entries)
+}
+
+/// [`busybox_initramfs`] with [`files_cpio`] of `files` after it, 4-byte aligned: the kernel unpacks concatenated
+/// archives (buffer-format.rst), so `init` finds the files in `/`.
+pub fn busybox_initramfs_with(init: &str, files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut initrd = busybox_initramfs(init);
+    initrd.resize(initrd.len().next_multiple_of(4), 0);
+    initrd.extend_from_slice(&files_cpio(files));
+    initrd
 }
 
 /// A cpio newc archive of regular files (mode 0644, inode numbers from 100), to append after another archive:

@@ -73,6 +73,11 @@ fn compressed_root_boots_as_an_overlay_of_a_squashfs_in_the_initramfs() {
     assert!(!list.lines().any(|l| l == "bin/busybox"), "{list}");
     let shown = String::from_utf8(clay_ok(&["inspect", efi.to_str().unwrap()]).stdout).unwrap();
     assert!(shown.contains("root model: compressed (squashfs)"), "{shown}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&clay_ok(&["inspect", "--json", efi.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(json["root"]["model"], "compressed", "{json}");
+    assert_eq!(json["root"]["fstype"], "squashfs", "{json}");
+    assert!(json["root"]["modules"].as_u64().unwrap() >= 3, "loop, squashfs, overlay at least: {json}");
 }
 
 #[test]
@@ -97,6 +102,7 @@ fn verity_root_boots_from_the_disk_and_a_flipped_byte_stops_the_boot() {
         .unwrap()
         .to_owned();
     assert!(shown.contains("on the command line: yes"), "{shown}");
+    assert!(shown.contains("root and verity partitions: match it"), "{shown}");
     let (root_at, root_len) = partition(&img, "root-x86-64");
     let (hash_at, hash_len) = partition(&img, "root-x86-64-verity");
     let dir = work.path();
@@ -197,6 +203,10 @@ fn impossible_root_requests_are_refused_with_one_sentence() {
     assert!(err.contains("the image has no directory /srv"), "{err}");
     let err = build(&["--data-size", "1M", "-f", "raw"]);
     assert!(err.contains("too small"), "{err}");
+    sh(&format!("head -c 20M /dev/urandom > {}/var/big", root.display()));
+    let err = build(&["--data-size", "16M", "-f", "raw"]);
+    assert!(err.contains("the data partition of 16.0 MiB cannot hold the image's /var"), "{err}");
+    assert!(err.contains("raise --data-size"), "{err}");
     // Without the kernel's modules, the loop device and squashfs cannot be had.
     sh(&format!("rm -rf {}/lib/modules/*/kernel", root.display()));
     let err = build(&["--root", "compressed", "-f", "efi"]);

@@ -59,6 +59,15 @@ pub fn boot_efi(image: &Path, marker: &str, memory_mib: u32, timeout_s: u64) -> 
     vm.run_until(marker, std::time::Duration::from_secs(timeout_s)).unwrap()
 }
 
+/// Boots a raw disk under OVMF (writes go to a throwaway overlay) and returns the console once `marker` appeared.
+pub fn boot_disk(image: &Path, marker: &str, memory_mib: u32, timeout_s: u64) -> String {
+    let boot = clay_qemu::Boot::Disk { path: image.to_owned(), format: clay_qemu::DiskFormat::Raw };
+    let mut opts = clay_qemu::RunOptions::new(boot);
+    opts.memory_mib = memory_mib;
+    let vm = clay_qemu::Vm::prepare(&opts, &mut |n| eprintln!("{n}")).unwrap();
+    vm.run_until(marker, std::time::Duration::from_secs(timeout_s)).unwrap()
+}
+
 /// Bytes of one section of a PE image.
 pub fn pe_section(image: &Path, name: &str) -> Vec<u8> {
     let bytes = std::fs::read(image).unwrap();

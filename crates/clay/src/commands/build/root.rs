@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use clay_compress::Compression;
 use clay_gpt::{Guid, PartitionSpec};
-use clay_manifest::boot::{BootPlan, DataMount, Root};
+use clay_manifest::boot::{BootPlan, DataMount, Module, Root};
 use clay_tree::{Content, Inode, InodeId, Kind, Metadata, Tree};
 
 use super::disk::ExtraPartition;
@@ -159,8 +159,12 @@ pub fn prepare(tree: &Tree, release: &str, o: &RootOptions<'_>) -> Result<Prepar
         }
     };
 
-    let resolution = clay_kmod::resolve(tree, release, &wanted)
-        .with_context(|| format!("--root {} needs kernel modules the image lacks", model_name(o.model)))?;
+    let needs = || format!("--root {} needs kernel modules the image lacks", model_name(o.model));
+    let resolution = clay_kmod::resolve(tree, release, &wanted).with_context(needs)?;
+    // What the required modules pull in is required too; the rest are drivers for hardware that may be absent.
+    let required: Vec<clay_kmod::Want<'_>> = wanted.iter().filter(|w| w.required).copied().collect();
+    let required: std::collections::BTreeSet<String> =
+        clay_kmod::resolve(tree, release, &required).with_context(needs)?.load.into_iter().map(|m| m.name).collect();
     let mtime = o.epoch.unwrap_or(0);
     let mut initramfs_tree = match o.model {
         RootModel::Ram => root_tree,
@@ -171,7 +175,7 @@ pub fn prepare(tree: &Tree, release: &str, o: &RootOptions<'_>) -> Result<Prepar
     for (i, m) in resolution.load.into_iter().enumerate() {
         let path = format!("{MODULE_DIR}/{i:02}-{}.ko", m.name);
         add_file(&mut initramfs_tree, &path, Content::from_bytes(m.bytes), 0o600, &private)?;
-        modules.push(path);
+        modules.push(Module { path, required: required.contains(&m.name) });
     }
     if !modules.is_empty() {
         status(&format!("kernel modules for the init: {}", modules.len()));
