@@ -1,0 +1,399 @@
+//! Against a scripted registry on loopback: corrupt and oversized blobs, the Bearer token flow, transient errors,
+//! multi-platform indexes, hostile answers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clay_registry::manifest::{OCI_INDEX, OCI_MANIFEST};
+use clay_registry::*;
+use common::*;
+use serde_json::json;
+
+fn options<'a>() -> PullOptions<'a> {
+    PullOptions {
+        platform: Some("linux/amd64".into()),
+        tls_verify: false,
+        auth_files: AuthFiles::none(),
+        retry: RetryPolicy {
+            attempts: 3,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(50),
+            ..RetryPolicy::default()
+        },
+        ..PullOptions::default()
+    }
+}
+
+/// A manifest for a config and one layer, with the layer's descriptor as given.
+fn manifest_for(config: &[u8], layer_digest: &str, layer_size: usize) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of(config).as_str(), "size": config.len() },
+        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size }],
+    }))
+    .unwrap()
+}
+
+/// Serves `/v2/`, the manifest `v1`, and the blobs in `blobs` (digest → bytes).
+fn simple_registry(manifest: Vec<u8>, blobs: Vec<(String, Vec<u8>)>) -> MockServer {
+    MockServer::start(move |req| {
+        let path = req.path.as_str();
+        if path == "/v2/" {
+            return Reply::new(200, "{}");
+        }
+        if path == "/v2/clay/bad/manifests/v1" {
+            return Reply::new(200, manifest.clone()).header("Content-Type", OCI_MANIFEST);
+        }
+        for (digest, bytes) in &blobs {
+            if path == format!("/v2/clay/bad/blobs/{digest}") {
+                return Reply::new(200, bytes.clone());
+            }
+        }
+        Reply::new(404, r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#)
+    })
+}
+
+#[test]
+fn a_corrupted_blob_is_named_and_not_kept() {
+    let config = image_config(&[]);
+    let layer = tar_of(&[("a", 0o644, b"real")]);
+    let claimed = Digest::of(b"something else entirely");
+    let manifest = manifest_for(&config, claimed.as_str(), layer.len());
+    let server = simple_registry(
+        manifest,
+        vec![(Digest::of(&config).to_string(), config.clone()), (claimed.to_string(), layer.clone())],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = Reference::parse(&format!("{}/clay/bad:v1", server.host())).unwrap();
+    let err = pull(&reference, &options(), tmp.path()).unwrap_err();
+    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the blob {claimed} (layer 1 of 1 of {reference}) from the registry {} does not match its digest: its \
+             content hashes to {}",
+            server.host(),
+            Digest::of(&layer)
+        )
+    );
+    // Nothing unverified stays: only the config made it.
+    assert_eq!(check_blob_files(tmp.path()), 1);
+    assert!(!tmp.path().join("index.json").exists());
+}
+
+#[test]
+fn blobs_longer_or_shorter_than_their_descriptor_are_refused() {
+    let config = image_config(&[]);
+    let layer = noise(200_000, 1);
+    for (claimed_size, needle) in [(100_000, "is more than 100000 bytes"), (300_000, "is 200000 bytes but")] {
+        let manifest = manifest_for(&config, Digest::of(&layer).as_str(), claimed_size);
+        let server = simple_registry(
+            manifest,
+            vec![(Digest::of(&config).to_string(), config.clone()), (Digest::of(&layer).to_string(), layer.clone())],
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let reference = Reference::parse(&format!("{}/clay/bad:v1", server.host())).unwrap();
+        let err = pull(&reference, &options(), tmp.path()).unwrap_err().to_string();
+        assert!(err.contains(needle) && err.contains(Digest::of(&layer).as_str()), "{err}");
+        assert_eq!(check_blob_files(tmp.path()), 1);
+    }
+}
+
+#[test]
+fn hostile_manifests_fail_cleanly() {
+    let config = image_config(&[]);
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"{not json".to_vec(), "is invalid"),
+        (br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#.to_vec(), "no config"),
+        (manifest_for(&config, "sha256:../../../../etc/passwd", 4), "not a valid digest"),
+        (
+            String::from_utf8(manifest_for(&config, &Digest::of(b"x").to_string(), 7))
+                .unwrap()
+                .replace(":7}", ":-7}")
+                .into(),
+            "is invalid",
+        ),
+        (vec![b' '; 5 << 20], "larger than 4194304 bytes"),
+        (
+            br#"{"schemaVersion":1,"mediaType":"application/vnd.docker.distribution.manifest.v1+prettyjws"}"#.to_vec(),
+            "Docker schema 1",
+        ),
+    ];
+    for (manifest, needle) in cases {
+        let server = simple_registry(manifest, vec![(Digest::of(&config).to_string(), config.clone())]);
+        let tmp = tempfile::tempdir().unwrap();
+        let reference = Reference::parse(&format!("{}/clay/bad:v1", server.host())).unwrap();
+        let err = pull(&reference, &options(), tmp.path()).unwrap_err().to_string();
+        assert!(err.contains(needle), "{needle}: {err}");
+        assert!(!tmp.path().join("etc").exists());
+    }
+}
+
+/// A registry that wants a Bearer token from its own /token endpoint (Basic credentials required there), serves a
+/// multi-platform index, and fails with 503 twice before serving the amd64 manifest.
+#[test]
+fn bearer_tokens_indexes_and_transient_errors() {
+    let config = image_config(&[]);
+    let layer = tar_of(&[("hello", 0o644, b"amd64")]);
+    let manifest = manifest_for(&config, Digest::of(&layer).as_str(), layer.len());
+    let manifest_digest = Digest::of(&manifest);
+    let other = Digest::of(b"arm64 manifest");
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            { "mediaType": OCI_MANIFEST, "digest": other.as_str(), "size": 14, "platform": { "os": "linux", "architecture": "arm64", "variant": "v8" } },
+            { "mediaType": OCI_MANIFEST, "digest": manifest_digest.as_str(), "size": manifest.len(), "platform": { "os": "linux", "architecture": "amd64" } },
+            { "mediaType": OCI_MANIFEST, "digest": Digest::of(b"att").as_str(), "size": 3, "platform": { "os": "unknown", "architecture": "unknown" } },
+        ],
+    }))
+    .unwrap();
+    let index_digest = Digest::of(&index);
+    let failures = Arc::new(AtomicU32::new(0));
+    let basic = format!("Basic {}", base64_of(&format!("{USER}:{PASSWORD}")));
+    let server_port = Arc::new(AtomicU32::new(0));
+    let port_for_handler = server_port.clone();
+    let fails = failures.clone();
+    let blobs =
+        vec![(Digest::of(&config).to_string(), config.clone()), (Digest::of(&layer).to_string(), layer.clone())];
+    let manifest_path = format!("/v2/clay/multi/manifests/{manifest_digest}");
+    let server = MockServer::start(move |req| {
+        let port = port_for_handler.load(Ordering::Relaxed);
+        let challenge = format!(
+            r#"Bearer realm="http://127.0.0.1:{port}/token",service="mock",scope="repository:clay/multi:pull""#
+        );
+        let path = req.path.as_str();
+        if path.starts_with("/token?") {
+            let ok = req.headers.get("authorization") == Some(&basic)
+                && path.contains("service=mock")
+                && path.contains("scope=repository%3Aclay%2Fmulti%3Apull");
+            return if ok { Reply::new(200, r#"{"access_token":"tok-123"}"#) } else { Reply::new(401, "") };
+        }
+        if req.headers.get("authorization").map(String::as_str) != Some("Bearer tok-123") {
+            return Reply::new(401, "").header("WWW-Authenticate", &challenge);
+        }
+        if path == "/v2/clay/multi/manifests/v1" {
+            return Reply::new(200, index.clone()).header("Content-Type", OCI_INDEX);
+        }
+        if path == manifest_path {
+            if fails.fetch_add(1, Ordering::Relaxed) < 2 {
+                return Reply::new(503, "").header("Retry-After", "0");
+            }
+            return Reply::new(200, manifest.clone()).header("Content-Type", OCI_MANIFEST);
+        }
+        for (digest, bytes) in &blobs {
+            if path == format!("/v2/clay/multi/blobs/{digest}") {
+                return Reply::new(200, bytes.clone());
+            }
+        }
+        Reply::new(404, "")
+    });
+    server_port.store(u32::from(server.port), Ordering::Relaxed);
+    let reference = Reference::parse(&format!("{}/clay/multi:v1", server.host())).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+
+    let err = pull(&reference, &options(), tmp.path()).unwrap_err();
+    assert!(matches!(err, RegistryError::AuthRequired { .. }), "anonymous: {err}");
+    let wrong = PullOptions { auth: Some(Credentials::new(USER, "nope")), ..options() };
+    let err = pull(&reference, &wrong, tmp.path()).unwrap_err().to_string();
+    assert_eq!(err, format!("the registry {} refused the credentials for user `{USER}` given directly", server.host()));
+
+    let good = PullOptions { auth: Some(Credentials::new(USER, PASSWORD)), ..options() };
+    let pulled = pull(&reference, &good, tmp.path()).unwrap();
+    assert_eq!(pulled.manifest.digest, manifest_digest.as_str());
+    assert_eq!(pulled.registry_digest, index_digest);
+    assert_eq!(pulled.platform.as_ref().map(ToString::to_string).as_deref(), Some("linux/amd64"));
+    assert_eq!(failures.load(Ordering::Relaxed), 3, "two 503s, then success");
+    assert_eq!(check_blob_files(tmp.path()), 3);
+    // One token per pull with credentials (the wrong one, the good one): the ping's challenge is used up front and
+    // the token kept for every request after it.
+    let seen = server.seen.lock().unwrap().clone();
+    let tokens =
+        seen.iter().filter(|r| r.path.starts_with("/token") && r.headers.contains_key("authorization")).count();
+    assert_eq!(tokens, 2, "{seen:#?}");
+
+    let arm = PullOptions { platform: Some("linux/riscv64".into()), ..good };
+    let err = pull(&reference, &arm, tmp.path()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "the image {reference} has no manifest for the platform linux/riscv64; it has: linux/amd64, linux/arm64/v8"
+        )
+        .replace("linux/amd64, linux/arm64/v8", "linux/arm64/v8, linux/amd64")
+    );
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[test]
+fn a_dropped_download_is_retried_and_4xx_is_not() {
+    let config = image_config(&[]);
+    let layer = noise(500_000, 5);
+    let manifest = manifest_for(&config, Digest::of(&layer).as_str(), layer.len());
+    let layer_path = format!("/v2/clay/bad/blobs/{}", Digest::of(&layer));
+    let config_path = format!("/v2/clay/bad/blobs/{}", Digest::of(&config));
+    let layer_hits = Arc::new(AtomicU32::new(0));
+    let hits = layer_hits.clone();
+    let server = MockServer::start(move |req| match req.path.as_str() {
+        "/v2/" => Reply::new(200, "{}"),
+        "/v2/clay/bad/manifests/v1" => Reply::new(200, manifest.clone()).header("Content-Type", OCI_MANIFEST),
+        "/v2/clay/bad/manifests/v2" => Reply::new(400, r#"{"errors":[{"code":"TAG_INVALID","message":"no"}]}"#),
+        p if p == config_path => Reply::new(200, config.clone()),
+        // The first time, the connection drops halfway through the layer.
+        p if p == layer_path && hits.fetch_add(1, Ordering::Relaxed) == 0 => {
+            Reply::new(200, layer[..layer.len() / 2].to_vec()).header("Content-Length", &layer.len().to_string())
+        }
+        p if p == layer_path => Reply::new(200, layer.clone()),
+        _ => Reply::new(404, ""),
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let events = std::cell::RefCell::new(Vec::new());
+    let record = |e: ProgressEvent| events.borrow_mut().push(e);
+    let opts = PullOptions { progress: Some(&record), ..options() };
+    let reference = Reference::parse(&format!("{}/clay/bad:v1", server.host())).unwrap();
+    pull(&reference, &opts, tmp.path()).unwrap();
+    assert_eq!(layer_hits.load(Ordering::Relaxed), 2);
+    assert!(events.borrow().iter().any(|e| e.state == ProgressState::Retrying { attempt: 1 }));
+    assert_eq!(check_blob_files(tmp.path()), 3);
+
+    let before = server.seen.lock().unwrap().len();
+    let v2 = Reference::parse(&format!("{}/clay/bad:v2", server.host())).unwrap();
+    let err = pull(&v2, &options(), tmp.path()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!("the registry {} answered 400 to manifest `v2` of clay/bad: no (TAG_INVALID)", server.host())
+    );
+    let manifest_requests =
+        server.seen.lock().unwrap()[before..].iter().filter(|r| r.path.contains("/manifests/")).count();
+    assert_eq!(manifest_requests, 1, "a 4xx is not retried");
+}
+
+/// Uploads whose `Location` is relative, then on another host (as registries backed by object storage answer): the
+/// blob goes there, without the registry's credentials.
+#[test]
+fn uploads_follow_relative_and_cross_origin_locations() {
+    let elsewhere = MockServer::start(|req| {
+        if req.method == "PUT" && req.path.starts_with("/upload/2?_state=x&digest=sha256%3A") {
+            Reply::new(201, "")
+        } else {
+            Reply::new(404, "")
+        }
+    });
+    let upload_host = elsewhere.host();
+    let uploads = Arc::new(AtomicU32::new(0));
+    let count = uploads.clone();
+    let basic = format!("Basic {}", base64_of(&format!("{USER}:{PASSWORD}")));
+    let registry = MockServer::start(move |req| {
+        if req.headers.get("authorization") != Some(&basic) {
+            return Reply::new(401, "").header("WWW-Authenticate", r#"Basic realm="mock""#);
+        }
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/v2/") => Reply::new(200, "{}"),
+            ("HEAD", p) if p.starts_with("/v2/clay/push/blobs/") => Reply::new(404, ""),
+            ("POST", "/v2/clay/push/blobs/uploads/") => {
+                let location = if count.fetch_add(1, Ordering::Relaxed) == 0 {
+                    "/v2/clay/push/blobs/uploads/1".to_owned()
+                } else {
+                    format!("http://{upload_host}/upload/2?_state=x")
+                };
+                Reply::new(202, "").header("Location", &location)
+            }
+            ("PUT", p) if p.starts_with("/v2/clay/push/blobs/uploads/1?digest=sha256%3A") => Reply::new(201, ""),
+            ("PUT", "/v2/clay/push/manifests/v1") => Reply::new(201, ""),
+            _ => Reply::new(404, ""),
+        }
+    });
+    let parts = ImageParts {
+        artifact_type: Some("application/vnd.claylinux.test".into()),
+        layers: vec![BlobPart {
+            media_type: "application/octet-stream".into(),
+            source: BlobSource::Bytes(b"payload"),
+            annotations: Default::default(),
+        }],
+        ..ImageParts::default()
+    };
+    let reference = Reference::parse(&format!("{}/clay/push:v1", registry.host())).unwrap();
+    let opts = PushOptions {
+        tls_verify: false,
+        auth: Some(Credentials::new(USER, PASSWORD)),
+        auth_files: AuthFiles::none(),
+        retry: options().retry,
+        ..PushOptions::default()
+    };
+    push_image(&PushSource::Parts(parts), &reference, &opts).unwrap();
+    let seen = elsewhere.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert!(!seen[0].headers.contains_key("authorization"), "credentials leaked to the upload host");
+    assert_eq!(uploads.load(Ordering::Relaxed), 2);
+
+    // A Location that is neither absolute nor rooted is refused, by name.
+    let bad = MockServer::start(|req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/v2/") => Reply::new(200, "{}"),
+        ("HEAD", _) => Reply::new(404, ""),
+        ("POST", _) => Reply::new(202, "").header("Location", "javascript:alert(1)"),
+        _ => Reply::new(404, ""),
+    });
+    let reference = Reference::parse(&format!("{}/clay/push:v1", bad.host())).unwrap();
+    let err = push_blob(&reference, &opts, "application/octet-stream", BlobSource::Bytes(b"x")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("the registry {} sent a bad upload location `javascript:alert(1)`", bad.host())
+    );
+}
+
+#[test]
+fn a_tampered_layout_blob_is_not_pushed() {
+    let server = MockServer::start(|req| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/v2/") => Reply::new(200, "{}"),
+        ("HEAD", _) => Reply::new(404, ""),
+        ("POST", _) => Reply::new(202, "").header("Location", "/v2/clay/push/blobs/uploads/1"),
+        ("PUT", _) => Reply::new(201, ""),
+        _ => Reply::new(404, ""),
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let image = write_layout(tmp.path(), "v1");
+    let victim = tmp.path().join("blobs/sha256").join(image.layer_digests[1].trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&victim, bytes).unwrap();
+    let reference = Reference::parse(&format!("{}/clay/push:v1", server.host())).unwrap();
+    let opts = PushOptions { tls_verify: false, auth_files: AuthFiles::none(), ..PushOptions::default() };
+    let source = PushSource::Layout { dir: tmp.path(), ref_name: Some("v1") };
+    let err = push_image(&source, &reference, &opts).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("the blob {} in {} does not match its digest or size", image.layer_digests[1], tmp.path().display())
+    );
+    let seen = server.seen.lock().unwrap();
+    let asked = seen.iter().filter(|r| r.method == "HEAD" && r.path.contains(&image.layer_digests[1])).count();
+    assert_eq!(asked, 0, "nothing about the tampered blob reached the registry");
+    assert!(!seen.iter().any(|r| r.path.contains("/manifests/")));
+}
+
+#[test]
+fn huge_headers_are_an_error_not_a_hang() {
+    let big = "x".repeat(200_000);
+    let server = MockServer::start(move |req| match req.path.as_str() {
+        "/v2/" => Reply::new(200, "{}"),
+        _ => Reply::new(200, "{}").header("X-Padding", &big),
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = Reference::parse(&format!("{}/clay/bad:v1", server.host())).unwrap();
+    let start = std::time::Instant::now();
+    let err = pull(&reference, &options(), tmp.path()).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        err.to_string(),
+        format!("the request for manifest `v1` of clay/bad to the registry {} failed", server.host())
+    );
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(source.contains("header"), "{source}");
+}

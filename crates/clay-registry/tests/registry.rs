@@ -1,0 +1,379 @@
+//! Against a real registry: Debian's `docker-registry` (distribution 2.8) on loopback with htpasswd auth, skopeo as
+//! the oracle on both sides.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clay_registry::manifest::{ANNOTATION_REF_NAME, ANNOTATION_TITLE, OCI_LAYER_GZIP, OCI_MANIFEST};
+use clay_registry::*;
+use common::*;
+
+fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 3,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        ..RetryPolicy::default()
+    }
+}
+
+/// `REGISTRY_AUTH_FILE=path` and nothing else, as the environment lookup would see it.
+fn auth_env(path: &Path) -> AuthFiles {
+    let path = OsString::from(path);
+    AuthFiles::from_vars(move |name| (name == "REGISTRY_AUTH_FILE").then(|| path.clone()))
+}
+
+fn pull_options<'a>(auth_files: AuthFiles) -> PullOptions<'a> {
+    PullOptions {
+        platform: Some("linux/amd64".into()),
+        tls_verify: false,
+        auth_files,
+        retry: quick_retry(),
+        ..PullOptions::default()
+    }
+}
+
+fn push_options<'a>(auth_files: AuthFiles) -> PushOptions<'a> {
+    PushOptions { tls_verify: false, auth_files, retry: quick_retry(), ..PushOptions::default() }
+}
+
+/// Pushes a fresh two-layer OCI image with skopeo; returns what was pushed.
+fn seed(reg: &Registry, repo_tag: &str, extra: &[&str]) -> TestImage {
+    let src = tempfile::tempdir().unwrap();
+    let image = write_layout(src.path(), "src");
+    let dest = format!("docker://{}/{repo_tag}", reg.host());
+    let creds = reg.creds();
+    let mut args = vec!["copy", "--dest-tls-verify=false", "--dest-creds", &creds];
+    args.extend_from_slice(extra);
+    let src_ref = format!("oci:{}:src", src.path().display());
+    args.extend_from_slice(&[&src_ref, &dest]);
+    skopeo(&args);
+    image
+}
+
+#[test]
+fn pulls_what_skopeo_pushed_with_credentials_from_the_auth_file() {
+    let reg = Registry::start();
+    let image = seed(&reg, "clay/test:v1", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let auth = reg.auth_file(tmp.path(), USER, PASSWORD);
+    let out = tmp.path().join("layout");
+    let events = RefCell::new(Vec::new());
+    let record = |e: ProgressEvent| events.borrow_mut().push(e);
+    let options = PullOptions { progress: Some(&record), ..pull_options(auth_env(&auth)) };
+    let reference = Reference::parse(&format!("docker://{}/clay/test:v1", reg.host())).unwrap();
+
+    let pulled = pull(&reference, &options, &out).unwrap();
+    // OCI manifests are stored byte for byte, so the manifest digest is the registry's (skopeo re-encodes the
+    // manifest it pushes, so that is not the source's).
+    let creds = reg.creds();
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &format!("docker://{reference}")]);
+    assert_eq!(pulled.manifest.digest, Digest::of(raw.as_bytes()).as_str());
+    assert_eq!(pulled.registry_digest, Digest::of(raw.as_bytes()));
+    assert_eq!(std::fs::read(out.join("blobs/sha256").join(pulled.registry_digest.hex())).unwrap(), raw.as_bytes());
+    assert_eq!(pulled.config.digest, image.config_digest);
+    // skopeo compressed the uncompressed layer on the way; the gzip one went as it was.
+    let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let layers: Vec<&str> = pulled.layers.iter().map(|l| l.digest.as_str()).collect();
+    let in_registry: Vec<&str> =
+        raw["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap()).collect();
+    assert_eq!(layers, in_registry);
+    assert_eq!(layers[1], image.layer_digests[1]);
+    assert_eq!(pulled.ref_name.as_deref(), Some("v1"));
+    assert_eq!(check_blob_files(&out), 4, "config, two layers and the manifest");
+    assert!(pulled.bytes_downloaded > 0);
+
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["annotations"][ANNOTATION_REF_NAME], "v1");
+    assert_eq!(index["manifests"][0]["mediaType"], OCI_MANIFEST);
+
+    // Progress: each blob started, finished, with sizes.
+    {
+        let events = events.borrow();
+        for desc in pulled.layers.iter().chain([&pulled.config]) {
+            let mine: Vec<&ProgressEvent> = events.iter().filter(|e| e.digest == desc.digest).collect();
+            assert_eq!(mine.first().map(|e| e.state), Some(ProgressState::Started), "{}", desc.digest);
+            let last = mine.last().unwrap();
+            assert_eq!((last.state, last.done, last.total), (ProgressState::Finished, desc.size, desc.size));
+        }
+        assert!(events.iter().any(|e| e.role == BlobRole::Layer(1)));
+    }
+
+    // The oracle reads the layout.
+    let inspect = skopeo(&["inspect", &format!("oci:{}:v1", out.display())]);
+    for digest in &layers {
+        assert!(inspect.contains(digest), "{inspect}");
+    }
+    skopeo(&[
+        "copy",
+        &format!("oci:{}:v1", out.display()),
+        &format!("docker-archive:{}", tmp.path().join("x.tar").display()),
+    ]);
+
+    // A second pull finds everything in place and downloads nothing.
+    events.borrow_mut().clear();
+    let again = pull(&reference, &options, &out).unwrap();
+    assert_eq!(again.bytes_downloaded, 0);
+    assert_eq!(again.manifest, pulled.manifest);
+    assert!(events.borrow().iter().all(|e| e.state == ProgressState::Cached), "{:?}", events.borrow());
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "the same ref name is replaced, not repeated");
+}
+
+#[test]
+fn docker_schema2_images_land_in_the_layout_as_oci() {
+    let reg = Registry::start();
+    let image = seed(&reg, "clay/v2s2:latest", &["--format", "v2s2"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("layout");
+    let options = PullOptions { auth: Some(Credentials::new(USER, PASSWORD)), ..pull_options(AuthFiles::none()) };
+    // No tag: `latest`.
+    let pulled = pull(&Reference::parse(&format!("{}/clay/v2s2", reg.host())).unwrap(), &options, &out).unwrap();
+    assert_eq!(pulled.manifest.media_type, OCI_MANIFEST);
+    assert_eq!(pulled.ref_name.as_deref(), Some("latest"));
+    assert_ne!(pulled.manifest.digest, pulled.registry_digest.as_str(), "the converted manifest is a new blob");
+    assert_eq!(pulled.config.media_type, "application/vnd.oci.image.config.v1+json");
+    assert_eq!(pulled.layers[1].media_type, OCI_LAYER_GZIP);
+    assert_eq!(pulled.config.digest, image.config_digest);
+    check_blob_files(&out);
+    let raw = skopeo(&["inspect", "--raw", &format!("oci:{}:latest", out.display())]);
+    assert!(raw.contains(OCI_MANIFEST) && !raw.contains("vnd.docker"), "{raw}");
+    skopeo(&["inspect", &format!("oci:{}:latest", out.display())]);
+
+    // Pinned by the registry's digest: the same image, named by nothing.
+    let pinned = format!("{}/clay/v2s2@{}", reg.host(), pulled.registry_digest);
+    let out2 = tmp.path().join("pinned");
+    let by_digest = pull(&Reference::parse(&pinned).unwrap(), &options, &out2).unwrap();
+    assert_eq!(by_digest.manifest.digest, pulled.manifest.digest);
+    assert_eq!(by_digest.ref_name, None);
+}
+
+#[test]
+fn credentials_are_refused_or_missing_in_one_sentence() {
+    let reg = Registry::start();
+    seed(&reg, "clay/test:v1", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let auth = reg.auth_file(tmp.path(), USER, "wrong");
+    let reference = Reference::parse(&format!("{}/clay/test:v1", reg.host())).unwrap();
+
+    let err = pull(&reference, &pull_options(auth_env(&auth)), &tmp.path().join("a")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("the registry {} refused the credentials for user `{USER}` from {}", reg.host(), auth.display())
+    );
+
+    let err = pull(&reference, &pull_options(AuthFiles::none()), &tmp.path().join("b")).unwrap_err();
+    assert!(matches!(err, RegistryError::AuthRequired { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the registry {} requires credentials for clay/test and none were found (no auth file was searched)",
+            reg.host()
+        )
+    );
+    // With files that have nothing for this registry, they are named.
+    let elsewhere = tmp.path().join("other.json");
+    std::fs::write(&elsewhere, r#"{"auths":{"example.com":{"auth":"eDp5"}}}"#).unwrap();
+    let err = pull(&reference, &pull_options(AuthFiles::new(vec![elsewhere.clone()])), &tmp.path().join("c"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.ends_with(&format!("none were found in {}", elsewhere.display())), "{err}");
+
+    // Pushing needs credentials too.
+    let err =
+        push_blob(&reference, &push_options(AuthFiles::none()), OCI_LAYER_GZIP, BlobSource::Bytes(b"x")).unwrap_err();
+    assert!(matches!(err, RegistryError::AuthRequired { .. }), "{err}");
+
+    // A tag that is not there.
+    let missing = Reference::parse(&format!("{}/clay/test:nope", reg.host())).unwrap();
+    let err =
+        pull(&missing, &pull_options(auth_env(&reg.auth_file(tmp.path(), USER, PASSWORD))), &tmp.path().join("d"))
+            .unwrap_err();
+    assert_eq!(err.to_string(), format!("the registry {} has no manifest `nope` of clay/test", reg.host()));
+}
+
+#[test]
+fn an_unreachable_registry_fails_quickly_after_the_retries() {
+    let port = free_port();
+    let reference = Reference::parse(&format!("127.0.0.1:{port}/clay/test:v1")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let err = pull(&reference, &pull_options(AuthFiles::none()), tmp.path()).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    assert!(matches!(err, RegistryError::Unreachable { attempts: 3, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("could not reach the registry 127.0.0.1:{port} (http://127.0.0.1:{port}/v2/) after 3 attempt(s)")
+    );
+    // With TLS verification on, only https is tried.
+    let options = PullOptions { tls_verify: true, ..pull_options(AuthFiles::none()) };
+    let err = pull(&reference, &options, tmp.path()).unwrap_err().to_string();
+    assert!(err.contains(&format!("(https://127.0.0.1:{port}/v2/)")), "{err}");
+}
+
+#[test]
+fn pushes_an_artifact_that_skopeo_sees() {
+    let reg = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let auth = reg.auth_file(tmp.path(), USER, PASSWORD);
+    let file = tmp.path().join("disk.efi");
+    std::fs::write(&file, noise(1 << 20, 3)).unwrap();
+    let artifact_type = "application/vnd.claylinux.uki.v1";
+    let parts = ImageParts {
+        artifact_type: Some(artifact_type.into()),
+        config: None,
+        layers: vec![BlobPart {
+            media_type: "application/vnd.claylinux.uki.layer.v1.efi".into(),
+            source: BlobSource::File(&file),
+            annotations: BTreeMap::from([(ANNOTATION_TITLE.to_owned(), "disk.efi".to_owned())]),
+        }],
+        annotations: BTreeMap::from([("org.opencontainers.image.created".into(), "2024-01-01T00:00:00Z".into())]),
+    };
+    let reference = Reference::parse(&format!("{}/clay/artifact:v1", reg.host())).unwrap();
+    let events = RefCell::new(Vec::new());
+    let record = |e: ProgressEvent| events.borrow_mut().push(e);
+    let options = PushOptions { progress: Some(&record), ..push_options(auth_env(&auth)) };
+    let pushed = push_image(&PushSource::Parts(parts.clone()), &reference, &options).unwrap();
+    let (file_digest, _) = digest_file(&file).unwrap();
+    assert!(events
+        .borrow()
+        .iter()
+        .any(|e| e.digest == file_digest.as_str() && e.state == ProgressState::Finished && e.done == 1 << 20));
+
+    let creds = reg.creds();
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &format!("docker://{reference}")]);
+    let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(manifest["artifactType"], artifact_type);
+    assert_eq!(manifest["config"]["mediaType"], "application/vnd.oci.empty.v1+json");
+    assert_eq!(manifest["layers"][0]["digest"], file_digest.as_str());
+    assert_eq!(manifest["layers"][0]["annotations"][ANNOTATION_TITLE], "disk.efi");
+    assert_eq!(Digest::of(raw.as_bytes()).as_str(), pushed.manifest.digest);
+
+    // Again: every blob is already there (HEAD), only the manifest is sent.
+    events.borrow_mut().clear();
+    let again = push_image(&PushSource::Parts(parts), &reference, &options).unwrap();
+    assert_eq!(again.manifest, pushed.manifest);
+    assert!(events.borrow().iter().all(|e| e.state == ProgressState::Cached), "{:?}", events.borrow());
+
+    // The pieces on their own: a blob, then a manifest naming it, by digest.
+    let blob = push_blob(&reference, &options, "text/plain", BlobSource::Bytes(b"hello")).unwrap();
+    assert_eq!(blob.digest, Digest::of(b"hello").as_str());
+    let m = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "text/plain",
+        "config": { "mediaType": "application/vnd.oci.empty.v1+json", "digest": Digest::of(b"{}").as_str(), "size": 2 },
+        "layers": [blob],
+    }))
+    .unwrap();
+    let by_digest = Reference { tag: None, digest: Some(Digest::of(&m)), ..reference.clone() };
+    assert_eq!(push_manifest(&by_digest, &options, OCI_MANIFEST, &m).unwrap(), Digest::of(&m));
+    skopeo(&["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &format!("docker://{by_digest}")]);
+}
+
+#[test]
+fn a_container_disk_round_trips_through_skopeo() {
+    let reg = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let auth = reg.auth_file(tmp.path(), USER, PASSWORD);
+    let disk = noise(2 << 20, 11);
+    let tar = tar_of(&[("disk/disk.qcow2", 0o644, &disk)]);
+    let layer = tmp.path().join("layer.tar.gz");
+    std::fs::write(&layer, gzip(&tar)).unwrap();
+    let config = image_config(&[&tar]);
+    let parts = ImageParts {
+        config: Some(BlobPart {
+            media_type: "application/vnd.oci.image.config.v1+json".into(),
+            source: BlobSource::Bytes(&config),
+            annotations: BTreeMap::new(),
+        }),
+        layers: vec![BlobPart {
+            media_type: OCI_LAYER_GZIP.into(),
+            source: BlobSource::File(&layer),
+            annotations: BTreeMap::new(),
+        }],
+        ..ImageParts::default()
+    };
+    let reference = Reference::parse(&format!("{}/clay/disk:v1", reg.host())).unwrap();
+    let options = push_options(auth_env(&auth));
+    let pushed = push_image(&PushSource::Parts(parts), &reference, &options).unwrap();
+
+    let out = tmp.path().join("out");
+    let creds = reg.creds();
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        &creds,
+        &format!("docker://{reference}"),
+        &format!("oci:{}:v1", out.display()),
+    ]);
+    assert_eq!(disk_in_layout(&out), disk);
+
+    // And back the other way: our pull, then our push of that layout to another name, then skopeo reads it.
+    let pulled_dir = tmp.path().join("pulled");
+    let pulled = pull(&reference, &pull_options(auth_env(&auth)), &pulled_dir).unwrap();
+    assert_eq!(pulled.manifest.digest, pushed.manifest.digest);
+    assert_eq!(disk_in_layout(&pulled_dir), disk);
+    let copy = Reference::parse(&format!("{}/clay/disk-copy:v2", reg.host())).unwrap();
+    let source = PushSource::Layout { dir: &pulled_dir, ref_name: Some("v1") };
+    let pushed_copy = push_image(&source, &copy, &options).unwrap();
+    assert_eq!(pushed_copy.manifest.digest, pushed.manifest.digest);
+    let out2 = tmp.path().join("out2");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        &creds,
+        &format!("docker://{copy}"),
+        &format!("oci:{}:v2", out2.display()),
+    ]);
+    assert_eq!(disk_in_layout(&out2), disk);
+}
+
+/// The content of /disk/disk.qcow2 in the single image of an OCI layout.
+fn disk_in_layout(dir: &Path) -> Vec<u8> {
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let blob =
+        |digest: &str| std::fs::read(dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let layer = blob(manifest["layers"][0]["digest"].as_str().unwrap());
+    let tar = gunzip(&layer);
+    let mut archive = tar::Archive::new(tar.as_slice());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some("disk/disk.qcow2") {
+            let mut out = Vec::new();
+            entry.read_to_end(&mut out).unwrap();
+            return out;
+        }
+    }
+    panic!("no disk/disk.qcow2 in the layer");
+}
+
+#[test]
+fn a_self_signed_registry_needs_tls_verification_off() {
+    let reg = Registry::start_with(true);
+    seed(&reg, "clay/tls:v1", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = Reference::parse(&format!("{}/clay/tls:v1", reg.host())).unwrap();
+    let auth = Some(Credentials::new(USER, PASSWORD));
+
+    let strict = PullOptions { tls_verify: true, auth: auth.clone(), ..pull_options(AuthFiles::none()) };
+    let err = pull(&reference, &strict, &tmp.path().join("a")).unwrap_err();
+    assert!(matches!(err, RegistryError::Tls { .. }), "{err:?}");
+    assert!(err.to_string().contains("--tls-verify=false"), "{err}");
+
+    let lax = PullOptions { tls_verify: false, auth, ..pull_options(AuthFiles::none()) };
+    let pulled = pull(&reference, &lax, &tmp.path().join("b")).unwrap();
+    assert_eq!(pulled.layers.len(), 2);
+    check_blob_files(&tmp.path().join("b"));
+}
