@@ -13,6 +13,7 @@ packages=(
   isolinux syslinux syslinux-common                                 # BIOS boot code for ISOs and disks
   sbsigntool osslsigncode efitools openssl                          # Secure Boot oracles and test keys
   cryptsetup-bin squashfs-tools erofs-utils kmod                    # dm-verity, squashfs, EROFS and module oracles
+  docker-registry apache2-utils skopeo podman                       # images and a real registry on loopback (issue 6)
   attr libcap2-bin python3 python3-venv hyperfine time              # fixtures with xattrs; benchmarks
 )
 missing=()

@@ -1,4 +1,5 @@
-//! Reads a root filesystem into a [`Tree`]: a host directory or a root filesystem tarball.
+//! Reads a root filesystem into a [`Tree`]: a host directory, a root filesystem tarball, or a container image
+//! (an OCI layout, an oci-archive or a docker-archive, read by clay-oci).
 //!
 //! Readers never write to the host and never follow symlinks on it: a directory is walked with `lstat`, a
 //! tarball is parsed in place (or from an unlinked spill file when compressed) and merged in memory.
@@ -10,6 +11,7 @@ mod tarball;
 use std::io;
 use std::path::PathBuf;
 
+pub use clay_oci::{ImageConfig, Platform};
 pub use dir::read_dir;
 pub use spec::SourceSpec;
 pub use tarball::read_tar;
@@ -37,18 +39,96 @@ pub enum SourceError {
     Empty(String),
     #[error(transparent)]
     Tree(#[from] clay_tree::TreeError),
+    #[error(transparent)]
+    Image(#[from] clay_oci::OciError),
+    #[error(transparent)]
+    Platform(#[from] clay_oci::ParsePlatformError),
+    #[error(transparent)]
+    Registry(#[from] clay_registry::RegistryError),
+    #[error("cannot make a private directory for the pulled image: {0}")]
+    PullDir(io::Error),
 }
 
 /// Something skipped or changed while reading, worth one line to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning(pub String);
 
-/// Reads the source named by `spec` into a tree.
+/// How to read a source.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// The platform (`OS/ARCH[/VARIANT]`) to pick from a multi-platform image; `None` means this machine's.
+    /// Checked for every source, used by images only.
+    pub platform: Option<String>,
+    /// For `docker://`: accept any certificate and fall back to plain HTTP (`--tls-verify=false`).
+    pub insecure: bool,
+}
+
+/// A source read into memory.
+#[derive(Debug)]
+pub struct Source {
+    pub tree: clay_tree::Tree,
+    /// The image's configuration (environment, entrypoint, ...) when the source is a container image.
+    pub config: Option<ImageConfig>,
+}
+
+/// Reads the source named by `spec` into a tree, for this machine's platform.
 pub fn read(spec: &SourceSpec, warn: &mut dyn FnMut(Warning)) -> Result<clay_tree::Tree, SourceError> {
-    match spec {
-        SourceSpec::Dir(path) => read_dir(path, warn),
-        SourceSpec::Tar(path) => read_tar(path, warn),
-    }
+    read_with(spec, &ReadOptions::default(), warn)
+}
+
+/// Reads the source named by `spec` into a tree.
+pub fn read_with(
+    spec: &SourceSpec,
+    options: &ReadOptions,
+    warn: &mut dyn FnMut(Warning),
+) -> Result<clay_tree::Tree, SourceError> {
+    Ok(read_source(spec, options, warn)?.tree)
+}
+
+/// Reads the source named by `spec`: its tree, and its configuration when it is a container image.
+pub fn read_source(
+    spec: &SourceSpec,
+    options: &ReadOptions,
+    warn: &mut dyn FnMut(Warning),
+) -> Result<Source, SourceError> {
+    read_source_with_progress(spec, options, warn, None)
+}
+
+/// [`read_source`], reporting each blob of a `docker://` pull to `progress` (for progress bars).
+pub fn read_source_with_progress(
+    spec: &SourceSpec,
+    options: &ReadOptions,
+    warn: &mut dyn FnMut(Warning),
+    progress: Option<&dyn Fn(clay_registry::ProgressEvent)>,
+) -> Result<Source, SourceError> {
+    let platform = options.platform.as_deref().map(str::parse::<Platform>).transpose()?;
+    let oci_options = clay_oci::ReadOptions { platform };
+    let mut oci_warn = |w: String| warn(Warning(w));
+    let image = match spec {
+        SourceSpec::Dir(path) => return Ok(Source { tree: read_dir(path, warn)?, config: None }),
+        SourceSpec::Tar(path) => return Ok(Source { tree: read_tar(path, warn)?, config: None }),
+        SourceSpec::Oci { path, tag } => clay_oci::read_layout(path, tag.as_deref(), &oci_options, &mut oci_warn)?,
+        SourceSpec::OciArchive { path, tag } => {
+            clay_oci::read_oci_archive(path, tag.as_deref(), &oci_options, &mut oci_warn)?
+        }
+        SourceSpec::DockerArchive { path } => clay_oci::read_docker_archive(path, &oci_options, &mut oci_warn)?,
+        SourceSpec::Registry { reference } => {
+            // The blobs land, verified, in a private directory as an OCI layout, which is then read like any
+            // other: layers are never unpacked on the host. The tree keeps open handles (spill files, blob
+            // ranges), so the directory can go once it is read.
+            let reference = clay_registry::Reference::parse(reference)?;
+            let layout = tempfile::tempdir().map_err(SourceError::PullDir)?;
+            let pull = clay_registry::PullOptions {
+                platform: options.platform.clone(),
+                tls_verify: !options.insecure,
+                progress,
+                ..clay_registry::PullOptions::default()
+            };
+            clay_registry::pull(&reference, &pull, layout.path())?;
+            clay_oci::read_layout(layout.path(), None, &oci_options, &mut oci_warn)?
+        }
+    };
+    Ok(Source { tree: image.tree, config: Some(image.config) })
 }
 
 #[cfg(test)]

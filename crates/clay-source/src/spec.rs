@@ -12,10 +12,18 @@ pub enum SourceSpec {
     Dir(PathBuf),
     /// A root filesystem tarball, plain or compressed with gzip, zstd or xz (`tar:PATH`).
     Tar(PathBuf),
+    /// An OCI image layout directory, and the image's `org.opencontainers.image.ref.name` (`oci:PATH[:TAG]`).
+    Oci { path: PathBuf, tag: Option<String> },
+    /// A tar archive of an OCI image layout (`oci-archive:PATH[:TAG]`).
+    OciArchive { path: PathBuf, tag: Option<String> },
+    /// A `docker save` / `podman save --format docker-archive` archive of one image (`docker-archive:PATH`).
+    DockerArchive { path: PathBuf },
+    /// An image in a registry (`docker://REF`, e.g. `docker://docker.io/library/debian:bookworm`).
+    Registry { reference: String },
 }
 
 /// Transports of the image world that later work will read; named so the error can say "not yet".
-const IMAGE_TRANSPORTS: &[&str] = &["oci", "oci-archive", "docker-archive", "docker", "containers-storage"];
+const IMAGE_TRANSPORTS: &[&str] = &["docker", "containers-storage"];
 
 impl FromStr for SourceSpec {
     type Err = SourceError;
@@ -34,6 +42,23 @@ impl FromStr for SourceSpec {
         if let Some(rest) = s.strip_prefix("tar:") {
             return Ok(SourceSpec::Tar(nonempty(rest)?));
         }
+        if let Some(rest) = s.strip_prefix("oci:") {
+            let (path, tag) = split_tag(rest, Path::is_dir);
+            return Ok(SourceSpec::Oci { path: nonempty(path)?, tag });
+        }
+        if let Some(rest) = s.strip_prefix("oci-archive:") {
+            let (path, tag) = split_tag(rest, Path::is_file);
+            return Ok(SourceSpec::OciArchive { path: nonempty(path)?, tag });
+        }
+        if let Some(rest) = s.strip_prefix("docker-archive:") {
+            return Ok(SourceSpec::DockerArchive { path: nonempty(rest)? });
+        }
+        if let Some(rest) = s.strip_prefix("docker://") {
+            if rest.is_empty() {
+                return Err(SourceError::Empty(s.to_owned()));
+            }
+            return Ok(SourceSpec::Registry { reference: rest.to_owned() });
+        }
         if let Some((transport, _)) = s.split_once(':') {
             if IMAGE_TRANSPORTS.contains(&transport) {
                 return Err(SourceError::Unsupported { spec: s.to_owned(), transport: format!("{transport}:") });
@@ -41,6 +66,34 @@ impl FromStr for SourceSpec {
         }
         Ok(plain(Path::new(s)))
     }
+}
+
+/// Splits `PATH[:TAG]`. Paths may contain `:`, so the split is where the path part names something that exists
+/// (`exists`: a directory for `oci:`, a file for `oci-archive:`), the longest such path first. When nothing
+/// exists (the error will say so), the last `:` starts the tag if what follows is a valid tag, as skopeo reads
+/// `oci:` references.
+fn split_tag(rest: &str, exists: fn(&Path) -> bool) -> (&str, Option<String>) {
+    if exists(Path::new(rest)) {
+        return (rest, None);
+    }
+    let colons = rest.char_indices().filter(|(_, c)| *c == ':').map(|(i, _)| i).rev();
+    for i in colons {
+        let (path, tag) = (&rest[..i], &rest[i + 1..]);
+        if !path.is_empty() && !tag.is_empty() && exists(Path::new(path)) {
+            return (path, Some(tag.to_owned()));
+        }
+    }
+    match rest.rsplit_once(':') {
+        Some((path, tag)) if is_tag(tag) => (path, Some(tag.to_owned())),
+        _ => (rest, None),
+    }
+}
+
+/// A Docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` (distribution/reference).
+fn is_tag(tag: &str) -> bool {
+    let mut bytes = tag.bytes();
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+    first_ok && tag.len() <= 128 && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 /// A plain path: a directory, else a file read as a tarball (checked when it is opened).
@@ -58,6 +111,14 @@ impl SourceSpec {
         match self {
             SourceSpec::Dir(p) => format!("directory {}", p.display()),
             SourceSpec::Tar(p) => format!("tarball {}", p.display()),
+            SourceSpec::Oci { path, tag } => format!("OCI image layout {}{}", path.display(), tag_suffix(tag)),
+            SourceSpec::OciArchive { path, tag } => format!("OCI archive {}{}", path.display(), tag_suffix(tag)),
+            SourceSpec::DockerArchive { path } => format!("docker archive {}", path.display()),
+            SourceSpec::Registry { reference } => format!("image docker://{reference}"),
         }
     }
+}
+
+fn tag_suffix(tag: &Option<String>) -> String {
+    tag.as_ref().map(|t| format!(" (image {t})")).unwrap_or_default()
 }

@@ -9,8 +9,8 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
-use clay_tree::{Content, Inode, Kind, Metadata, Tree, PERMISSION_BITS};
-use tar::EntryType;
+use clay_oci::tarentry::{tar_entry_inode, TarEntry};
+use clay_tree::{Metadata, Tree};
 
 use crate::{SourceError, Warning};
 
@@ -18,13 +18,6 @@ use crate::{SourceError, Warning};
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0];
-
-/// PAX keys (POSIX pax, "pax Extended Header") that override the ustar header fields we use.
-const PAX_UID: &[u8] = b"uid";
-const PAX_GID: &[u8] = b"gid";
-const PAX_MTIME: &[u8] = b"mtime";
-/// Extended attributes as GNU tar and bsdtar record them: `SCHILY.xattr.<name>` with the raw value.
-const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 
 /// Reads the tarball at `path` into a tree.
 pub fn read_tar(path: &Path, warn: &mut dyn FnMut(Warning)) -> Result<Tree, SourceError> {
@@ -92,85 +85,17 @@ fn parse(path: &Path, archive_file: File, warn: &mut dyn FnMut(Warning)) -> Resu
             entry: String::from_utf8_lossy(&name).into_owned(),
             reason,
         };
-        let meta = metadata(&mut entry).map_err(|e| entry_err(e.to_string()))?;
-        let header = entry.header();
-        let kind = match header.entry_type() {
-            EntryType::Regular | EntryType::Continuous => Kind::File(Content::Range {
-                file: Arc::clone(&data),
-                offset: entry.raw_file_position(),
-                len: entry.size(),
-            }),
-            EntryType::Directory => Kind::Directory(Default::default()),
-            EntryType::Symlink => match entry.link_name_bytes() {
-                Some(target) => Kind::Symlink(target.into_owned()),
-                None => return Err(entry_err("symlink without a target".into())),
-            },
-            EntryType::Link => {
-                let Some(target) = entry.link_name_bytes() else {
-                    return Err(entry_err("hard link without a target".into()));
-                };
+        match tar_entry_inode(&mut entry, &data, 0).map_err(|e| entry_err(e.0))? {
+            TarEntry::Inode(inode) => {
+                tree.insert(&name, inode, &parent_meta).map_err(|e| entry_err(e.to_string()))?;
+            }
+            TarEntry::HardLink(target) => {
                 tree.link(&name, &target, &parent_meta).map_err(|e| entry_err(e.to_string()))?;
-                continue;
             }
-            EntryType::Char | EntryType::Block => {
-                let major = header.device_major().map_err(|e| entry_err(e.to_string()))?.unwrap_or(0);
-                let minor = header.device_minor().map_err(|e| entry_err(e.to_string()))?.unwrap_or(0);
-                if header.entry_type() == EntryType::Char {
-                    Kind::CharDevice { major, minor }
-                } else {
-                    Kind::BlockDevice { major, minor }
-                }
-            }
-            EntryType::Fifo => Kind::Fifo,
-            EntryType::GNUSparse => {
-                return Err(entry_err("GNU sparse files are not supported; repack without --sparse".into()))
-            }
-            other => {
-                warn(Warning(format!(
-                    "skipping tarball entry `{}` of unsupported type {:?}",
-                    String::from_utf8_lossy(&name),
-                    other
-                )));
-                continue;
-            }
-        };
-        tree.insert(&name, Inode { meta, kind }, &parent_meta).map_err(|e| entry_err(e.to_string()))?;
-    }
-    Ok(tree)
-}
-
-/// The entry's metadata: ustar fields, overridden by PAX records where present (ids and times beyond the
-/// ustar field widths, and extended attributes).
-fn metadata<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Metadata> {
-    let header = entry.header();
-    let mut meta = Metadata {
-        mode: header.mode()? & PERMISSION_BITS,
-        uid: u32::try_from(header.uid()?).map_err(io::Error::other)?,
-        gid: u32::try_from(header.gid()?).map_err(io::Error::other)?,
-        mtime: i64::try_from(header.mtime()?).map_err(io::Error::other)?,
-        xattrs: Default::default(),
-    };
-    if let Some(pax) = entry.pax_extensions()? {
-        for ext in pax {
-            let ext = ext?;
-            let (key, value) = (ext.key_bytes(), ext.value_bytes());
-            let number = || -> io::Result<i64> {
-                let text = std::str::from_utf8(value).map_err(io::Error::other)?;
-                // PAX times may carry a fraction ("1700000000.123456789"); whole seconds are kept.
-                let whole = text.split('.').next().unwrap_or(text);
-                whole.parse::<i64>().map_err(|_| io::Error::other(format!("bad PAX number `{text}`")))
-            };
-            match key {
-                PAX_UID => meta.uid = u32::try_from(number()?).map_err(io::Error::other)?,
-                PAX_GID => meta.gid = u32::try_from(number()?).map_err(io::Error::other)?,
-                PAX_MTIME => meta.mtime = number()?,
-                _ => {
-                    if let Some(name) = key.strip_prefix(PAX_XATTR_PREFIX) {
-                        meta.xattrs.insert(name.to_vec(), value.to_vec());
-                    }
-                }
+            TarEntry::Unsupported(what) => {
+                warn(Warning(format!("skipping tarball entry `{}` of {what}", String::from_utf8_lossy(&name))))
             }
         }
     }
-    Ok(meta)
+    Ok(tree)
 }

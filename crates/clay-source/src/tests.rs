@@ -97,12 +97,48 @@ fn source_specs_parse_as_skopeo_spells_them() {
     assert_eq!("dir:/r".parse::<SourceSpec>().unwrap(), SourceSpec::Dir("/r".into()));
     assert_eq!("tar:r.tar.zst".parse::<SourceSpec>().unwrap(), SourceSpec::Tar("r.tar.zst".into()));
     assert_eq!("./no/such/dir".parse::<SourceSpec>().unwrap(), SourceSpec::Dir("./no/such/dir".into()));
-    let err = "oci-archive:img.tar".parse::<SourceSpec>().unwrap_err().to_string();
+    let err = "docker://alpine:3".parse::<SourceSpec>().unwrap_err().to_string();
+    assert_eq!(err, "`docker://alpine:3`: the docker: transport is not supported yet; use a directory or tar:FILE");
+    assert!(matches!("tar:".parse::<SourceSpec>(), Err(SourceError::Empty(_))));
+    assert!(matches!("oci::latest".parse::<SourceSpec>(), Err(SourceError::Empty(_))));
+}
+
+#[test]
+fn image_specs_split_the_tag_where_the_path_exists() {
+    let oci = |path: &str, tag: Option<&str>| SourceSpec::Oci { path: path.into(), tag: tag.map(Into::into) };
+    let parse = |s: &str| s.parse::<SourceSpec>().unwrap();
+    // Nothing exists: the last `:` starts the tag when a valid tag follows.
+    assert_eq!(parse("oci:/no/such/img"), oci("/no/such/img", None));
+    assert_eq!(parse("oci:/no/such/img:v1.2_3"), oci("/no/such/img", Some("v1.2_3")));
+    assert_eq!(parse("oci:/no/such/a:b/c"), oci("/no/such/a:b/c", None));
+    // A path with colons that exists is a path; a tag after it is split off even when it is no Docker tag.
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("img:with:colons");
+    std::fs::create_dir(&layout).unwrap();
+    let l = layout.display();
+    assert_eq!(parse(&format!("oci:{l}")), oci(&l.to_string(), None));
+    assert_eq!(parse(&format!("oci:{l}:latest")), oci(&l.to_string(), Some("latest")));
+    assert_eq!(parse(&format!("oci:{l}:localhost/name:tag")), oci(&l.to_string(), Some("localhost/name:tag")));
+    let archive = dir.path().join("a:b.tar");
+    std::fs::write(&archive, b"").unwrap();
+    let a = archive.display();
+    assert_eq!(
+        parse(&format!("oci-archive:{a}:v2")),
+        SourceSpec::OciArchive { path: archive.clone(), tag: Some("v2".into()) }
+    );
+    assert_eq!(parse(&format!("docker-archive:{a}")), SourceSpec::DockerArchive { path: archive.clone() });
+    assert_eq!(parse("oci:img:v1").describe(), "OCI image layout img (image v1)");
+}
+
+#[test]
+fn a_bad_platform_is_refused_for_any_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ReadOptions { platform: Some("amd64".into()), ..ReadOptions::default() };
+    let err = read_with(&SourceSpec::Dir(dir.path().into()), &options, &mut |_| {}).unwrap_err().to_string();
     assert_eq!(
         err,
-        "`oci-archive:img.tar`: the oci-archive: transport is not supported yet; use a directory or tar:FILE"
+        "`amd64` is not a platform; write it as OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64 or linux/arm64/v8"
     );
-    assert!(matches!("tar:".parse::<SourceSpec>(), Err(SourceError::Empty(_))));
 }
 
 #[test]

@@ -44,7 +44,8 @@ fn initramfs_reads_back_with_bsdtar_as_the_tree() {
         root.display()
     ));
     let efi = work.path().join("os.efi");
-    clay_ok(&["build", root.to_str().unwrap(), "-o", efi.to_str().unwrap()]);
+    // The RAM root model: the whole tree is the initramfs.
+    clay_ok(&["build", root.to_str().unwrap(), "--root", "ram", "-o", efi.to_str().unwrap()]);
     std::fs::write(work.path().join("initrd.zst"), pe_section(&efi, ".initrd")).unwrap();
     let listing = sh(&format!("cd {} && zstd -dc initrd.zst | bsdtar -tvf - --numeric-owner", work.path().display()));
     let find = |name: &str| -> Vec<String> {
@@ -98,7 +99,9 @@ fn inspect_shows_sections_cmdline_kernel_and_os() {
     let json: serde_json::Value =
         serde_json::from_slice(&clay_ok(&["inspect", "--json", efi.to_str().unwrap()]).stdout).unwrap();
     assert_eq!(json["kernel_release"], release.as_str());
-    assert_eq!(json["initrd_compression"], "zstd");
+    // The default root model keeps the OS as a squashfs in an initramfs that is not compressed again.
+    assert_eq!(json["root"]["model"], "compressed");
+    assert_eq!(json["initrd_compression"], "none (or early microcode first)");
     assert_eq!(json["signed"], false);
 }
 
@@ -143,7 +146,7 @@ fn bad_input_gets_one_clear_sentence_and_no_output() {
 
     // A file of 4 GiB (sparse, so the test costs nothing).
     sh(&format!("truncate -s 4G {}/big.img", root.display()));
-    let err = clay_err(&mut build(&root, &[]));
+    let err = clay_err(&mut build(&root, &["--root", "ram"]));
     assert!(err.contains("`big.img` is 4294967296 bytes; cpio newc records sizes in 32 bits"), "{err}");
     sh(&format!("rm {}/big.img", root.display()));
 
@@ -153,7 +156,9 @@ fn bad_input_gets_one_clear_sentence_and_no_output() {
     let err = clay_err(&mut build(&work.path().join("missing"), &[]));
     assert!(err.contains("does not exist"), "{err}");
     let err = clay_err(clay().args(["build", "oci-archive:x.tar", "-o", efi.to_str().unwrap()]));
-    assert!(err.contains("the oci-archive: transport is not supported yet"), "{err}");
+    assert!(err.contains("`x.tar` does not exist"), "{err}");
+    let err = clay_err(clay().args(["build", "containers-storage:x", "-o", efi.to_str().unwrap()]));
+    assert!(err.contains("the containers-storage: transport is not supported yet"), "{err}");
 
     // An unreadable file: run clay as an unprivileged user on a tree with a file only root may read.
     sh(&format!(
@@ -211,7 +216,7 @@ fn an_interrupted_build_leaves_nothing() {
     sh(&format!("head -c 64M /dev/urandom > {}/noise", root.display()));
     let out = work.path().join("out");
     let mut child = clay()
-        .args(["build", root.to_str().unwrap(), "--compression", "xz:9", "-o"])
+        .args(["build", root.to_str().unwrap(), "--root", "ram", "--compression", "xz:9", "-o"])
         .arg(out.join("os.efi"))
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -13,16 +13,17 @@ fn debian_with_systemd_boots_in_ram_and_compressed_and_compressed_saves_memory()
     let tar = debian_rootfs_tar();
     let work = tempfile::tempdir().unwrap();
     let efi = work.path().join("debian.efi");
-    clay_ok(&["build", &format!("tar:{}", tar.display()), "-o", efi.to_str().unwrap()]);
+    clay_ok(&["build", &format!("tar:{}", tar.display()), "--root", "ram", "-o", efi.to_str().unwrap()]);
     let console = boot_efi(&efi, DEBIAN_MARKER, 2048, 420);
     assert!(console.contains("Multi-User System"), "systemd reached multi-user.target:\n{console}");
     // ping's file capability crossed the initramfs (which cannot carry xattrs) through clay-init's manifest.
     assert!(console.contains("ping has /usr/bin/ping cap_net_raw=ep"), "{console}");
     let ram = mem_available_kib(&console);
 
-    // The same system kept compressed in RAM: a squashfs under a tmpfs overlay leaves far more memory free.
+    // The same system kept compressed in RAM (the default): a squashfs under a tmpfs overlay leaves far more memory
+    // free.
     let efi = work.path().join("compressed.efi");
-    clay_ok(&["build", &format!("tar:{}", tar.display()), "--root", "compressed", "-o", efi.to_str().unwrap()]);
+    clay_ok(&["build", &format!("tar:{}", tar.display()), "-o", efi.to_str().unwrap()]);
     let console = boot_efi(&efi, DEBIAN_MARKER, 2048, 420);
     assert!(console.contains("claylinux: root is overlay"), "{console}");
     assert!(console.contains("ping has /usr/bin/ping cap_net_raw=ep"), "squashfs keeps xattrs:\n{console}");

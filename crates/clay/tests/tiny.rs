@@ -48,7 +48,8 @@ fn tiny_system_from_a_zstd_tarball_boots_under_ovmf() {
     let tarball = work.path().join("rootfs.tar.zst");
     sh(&format!("tar --zstd --numeric-owner --xattrs -cf {} -C {} .", tarball.display(), root.display()));
     let efi = work.path().join("tiny");
-    build(&format!("tar:{}", tarball.display()), &efi, &[]);
+    // The RAM root model, so it stays covered by a boot beside the default (compressed).
+    build(&format!("tar:{}", tarball.display()), &efi, &["--root", "ram"]);
     let console = boot_efi(&work.path().join("tiny.efi"), TINY_MARKER, 1024, 180);
     assert_booted_properly(&console);
     assert!(console.contains("clay.test=1"), "{console}");
@@ -77,7 +78,9 @@ fn the_kernel_unpacks_every_compression() {
     tiny_system(&root);
     for compression in ["zstd", "gzip", "xz", "lz4", "none"] {
         let efi = work.path().join(format!("{compression}.efi"));
-        build(root.to_str().unwrap(), &efi, &["--compression", compression, "--cmdline", TINY_CMDLINE]);
+        // The RAM root model: the initramfs itself is what the compression applies to.
+        let args = ["--root", "ram", "--compression", compression, "--cmdline", TINY_CMDLINE];
+        build(root.to_str().unwrap(), &efi, &args);
         // Direct kernel boot with the UKI's own kernel and initramfs: the kernel's unpacker is what is tested.
         let kernel = work.path().join(format!("{compression}.linux"));
         let initrd = work.path().join(format!("{compression}.initrd"));

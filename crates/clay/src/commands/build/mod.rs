@@ -59,7 +59,7 @@ pub enum Format {
     Vhd,
     /// The root filesystem as a tarball (`.tar`).
     Tar,
-    /// The root filesystem as a squashfs image (`.squashfs`), compressed with `--compression` (default zstd:15).
+    /// The root filesystem as a squashfs image (`.squashfs`), compressed with `--compression`.
     Squashfs,
     /// The root filesystem as an EROFS image (`.erofs`), uncompressed.
     Erofs,
@@ -120,7 +120,8 @@ pub enum Firmware {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The root filesystem: a directory, `dir:PATH`, or `tar:PATH` (plain, gzip, zstd or xz).
+    /// The root filesystem: a directory, `dir:PATH`, `tar:PATH` (plain, gzip, zstd or xz), or a container image:
+    /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE` (podman/docker save).
     pub source: String,
     /// What to build; repeat for several.
     #[arg(long = "format", short = 'f', value_enum, default_value = "efi")]
@@ -132,15 +133,16 @@ pub struct BuildArgs {
     /// "console=tty0 console=ttyS0"].
     #[arg(long)]
     pub cmdline: Option<String>,
-    /// Compression: zstd, gzip, xz, lz4 or none, optionally with a level (zstd:19). Of the initramfs with
-    /// --root ram [default: zstd:3], of the root image with --root compressed|verity and --format squashfs
-    /// [default: zstd:15].
+    /// Compression: zstd, gzip, xz, lz4 or none, optionally with a level (zstd:19) [default: zstd:3 on every
+    /// core]. Of the squashfs root with --root compressed|verity and --format squashfs (zstd, xz or gzip), of the
+    /// initramfs with --root ram.
     #[arg(long, value_parser = parse_compression)]
     pub compression: Option<Compression>,
-    /// Where the OS runs from: ram (the initramfs, uncompressed), compressed (a squashfs image in the initramfs
-    /// under a tmpfs overlay) or verity (the disk's root partition checked by dm-verity, disk formats only).
-    #[arg(long, value_enum, default_value = "ram")]
-    pub root: root::RootModel,
+    /// Where the OS runs from: compressed (a squashfs image in the initramfs under a tmpfs overlay), ram (the
+    /// initramfs, uncompressed) or verity (the disk's root partition checked by dm-verity, disk formats only)
+    /// [default: compressed, or ram when the image's kernel cannot mount a squashfs through a loop device].
+    #[arg(long, value_enum)]
+    pub root: Option<root::RootModel>,
     /// The filesystem of a compressed or verity root.
     #[arg(long, value_enum, default_value = "squashfs")]
     pub root_fs: root::RootFs,
@@ -172,6 +174,14 @@ pub struct BuildArgs {
     /// The certificate of --sign-key (PEM or DER).
     #[arg(long, requires = "sign_key")]
     pub sign_cert: Option<PathBuf>,
+    /// Pick this platform from a multi-platform image, as OS/ARCH[/VARIANT] [default: the host's].
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// For docker:// sources: --tls-verify=false accepts any certificate and falls back to plain HTTP, for test
+    /// and private registries (as podman and skopeo spell it).
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true",
+          action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
 }
 
 /// Sizes as DESIGN.md §2 writes them: a number with an optional binary unit, `512M`, `2G`, `1T`, `4096`.
@@ -208,13 +218,20 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     // Keys are checked before any work, so a wrong passphrase or an expired certificate fails in a second.
     let signer = sign::from_args(args.sign_key.as_ref(), args.sign_cert.as_ref())?;
     status(&format!("reading {}", spec.describe()));
-    let tree = clay_source::read(&spec, &mut |w| warn(&w.0))?;
+    let read_options = clay_source::ReadOptions { platform: args.platform.clone(), insecure: !args.tls_verify };
+    let progress = crate::progress::blobs();
+    let progress = progress.as_ref().map(|p| p as &dyn Fn(clay_registry::ProgressEvent));
+    let tree = clay_source::read_source_with_progress(&spec, &read_options, &mut |w| warn(&w.0), progress)?.tree;
     let mut boot = if formats.iter().any(|f| f.boots()) { Some(BootInputs::find(&tree, &args)?) } else { None };
     let has_disk = formats.iter().any(|f| f.is_disk());
     let prepared = match boot.as_mut() {
         Some(b) => {
-            let options = root::RootOptions {
-                model: args.root,
+            let mut options = root::RootOptions {
+                model: args.root.unwrap_or(match args.compression {
+                    // lz4 and none exist for the initramfs only: asking for them without --root means RAM.
+                    Some(Compression::Lz4 | Compression::None) => root::RootModel::Ram,
+                    _ => root::RootModel::Compressed,
+                }),
                 fs: args.root_fs,
                 data_size: args.data_size,
                 data_mount: &args.data_mount,
@@ -223,7 +240,15 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
                 has_disk,
                 has_iso: formats.contains(&Format::Iso),
             };
-            let prepared = root::prepare(&tree, &b.release, &options)?;
+            let prepared = match root::prepare(&tree, &b.release, &options) {
+                // The default model needs loop, squashfs and overlay; a kernel without them still boots from RAM.
+                Err(err) if args.root.is_none() && err.downcast_ref::<clay_kmod::KmodError>().is_some() => {
+                    warn(&format!("{:#}; the OS runs from RAM uncompressed instead (--root ram)", err));
+                    options.model = root::RootModel::Ram;
+                    root::prepare(&tree, &b.release, &options)?
+                }
+                other => other?,
+            };
             if let Some(extra) = &prepared.cmdline_extra {
                 b.cmdline = format!("{} {extra}", b.cmdline).trim().to_owned();
             }

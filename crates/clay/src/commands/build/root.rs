@@ -72,8 +72,6 @@ pub struct RootOptions<'a> {
 const ROOT_IMAGE: &str = ".clay/root.img";
 /// Where the modules clay-init loads live in the initramfs.
 const MODULE_DIR: &str = ".clay/modules";
-/// The squashfs compressor when `--compression` is not given: mksquashfs's zstd level.
-const SQUASHFS_DEFAULT: clay_squashfs::Compression = clay_squashfs::Compression::Zstd { level: 15 };
 /// Storage drivers loaded when the init must find a partition; those the kernel lacks are skipped.
 const STORAGE_MODULES: &[&str] = &[
     "virtio_pci",
@@ -331,12 +329,11 @@ fn data_partition(
 
 /// The squashfs compressor `--compression` names.
 fn squashfs_compression(c: Option<Compression>) -> Result<clay_squashfs::Compression> {
-    Ok(match c {
-        None => SQUASHFS_DEFAULT,
-        Some(Compression::Zstd { level }) => clay_squashfs::Compression::Zstd { level },
-        Some(Compression::Xz { level }) => clay_squashfs::Compression::Xz { preset: level },
-        Some(Compression::Gzip { level }) => clay_squashfs::Compression::Gzip { level },
-        Some(other) => bail!(
+    Ok(match c.unwrap_or(Compression::DEFAULT) {
+        Compression::Zstd { level } => clay_squashfs::Compression::Zstd { level },
+        Compression::Xz { level } => clay_squashfs::Compression::Xz { preset: level },
+        Compression::Gzip { level } => clay_squashfs::Compression::Gzip { level },
+        other => bail!(
             "a squashfs root is compressed with zstd, xz or gzip; --compression {} is not available for it",
             other.name()
         ),

@@ -1,0 +1,281 @@
+//! Where an image's files live: a directory on the host, or the entries of a tar archive read in place.
+//!
+//! Either way a file is handed out as a [`Blob`], a byte range of an open file; nothing is extracted.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clay_tree::Kind;
+
+use crate::digest::Digest;
+use crate::tarentry::{tar_entry_inode, TarEntry};
+use crate::OciError;
+
+/// Magic numbers of the compressed streams we accept (RFC 1952 2.3.1, RFC 8878 3.1.1).
+pub(crate) const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+pub(crate) const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+
+/// A byte range of an open file: a blob file of a layout directory, or an entry of an archive.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub file: Arc<File>,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl Blob {
+    pub fn whole(file: File) -> io::Result<Blob> {
+        let len = file.metadata()?.len();
+        Ok(Blob { file: Arc::new(file), offset: 0, len })
+    }
+
+    /// A reader and seeker over just this range, using positioned reads so clones never disturb each other.
+    pub fn section(&self) -> Section {
+        Section { file: Arc::clone(&self.file), start: self.offset, len: self.len, pos: 0 }
+    }
+
+    /// The first bytes, to tell compressed streams from plain tar.
+    pub fn magic(&self) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; 8];
+        let n = read_up_to(&mut self.section(), &mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+}
+
+/// See [`Blob::section`].
+#[derive(Debug)]
+pub struct Section {
+    file: Arc<File>,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Read for Section {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.len.saturating_sub(self.pos)).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.start + self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Section {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.pos)
+    }
+}
+
+pub(crate) fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Decompresses `reader` (gzip or zstd, told by `magic`) into an unlinked temporary file in `$TMPDIR`, feeding
+/// every decompressed byte to `sink` too (a hasher). Plain data is copied as is.
+pub(crate) fn spill(magic: &[u8], reader: impl Read, sink: &mut dyn io::Write) -> io::Result<File> {
+    let decoder: Box<dyn Read + '_> = if magic.starts_with(GZIP_MAGIC) {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, reader)))
+    } else if magic.starts_with(ZSTD_MAGIC) {
+        Box::new(zstd::stream::read::Decoder::new(reader)?)
+    } else {
+        Box::new(reader)
+    };
+    let file = tempfile::tempfile()?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut tee = Tee { a: &mut out, b: sink };
+    io::copy(&mut BufReader::with_capacity(1 << 20, decoder), &mut tee)?;
+    let mut file = out.into_inner().map_err(|e| e.into_error())?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(file)
+}
+
+struct Tee<'a> {
+    a: &'a mut dyn io::Write,
+    b: &'a mut dyn io::Write,
+}
+
+impl io::Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.a.write_all(buf)?;
+        self.b.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.a.flush()?;
+        self.b.flush()
+    }
+}
+
+/// The files of an image: a layout directory, or an archive's entries by normalized name.
+#[derive(Debug)]
+pub(crate) enum Store {
+    Dir(PathBuf),
+    Archive { path: PathBuf, entries: BTreeMap<Vec<u8>, ArchiveEntry> },
+}
+
+#[derive(Debug)]
+pub(crate) enum ArchiveEntry {
+    File(Blob),
+    /// A symlink or hard link to another entry (docker save links identical layers this way).
+    Link {
+        target: Vec<u8>,
+        symbolic: bool,
+    },
+}
+
+/// How many links a name may go through inside an archive before we call it a loop.
+const MAX_ARCHIVE_LINKS: usize = 16;
+
+impl Store {
+    /// Indexes the archive at `path` (plain, or gzip/zstd compressed into a spill file first) without extracting it.
+    pub fn archive(path: &Path) -> Result<Store, OciError> {
+        let io_err = |source| OciError::Io { path: path.to_owned(), source };
+        let file = File::open(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => OciError::NotFound(path.to_owned()),
+            _ => OciError::Io { path: path.to_owned(), source: e },
+        })?;
+        if file.metadata().map_err(io_err)?.is_dir() {
+            return Err(OciError::ArchiveIsDirectory(path.to_owned()));
+        }
+        let blob = Blob::whole(file).map_err(io_err)?;
+        let magic = blob.magic().map_err(io_err)?;
+        let blob = if magic.starts_with(GZIP_MAGIC) || magic.starts_with(ZSTD_MAGIC) {
+            let spilled = spill(&magic, blob.section(), &mut io::sink())
+                .map_err(|source| OciError::Decompress { what: path.display().to_string(), source })?;
+            Blob::whole(spilled).map_err(io_err)?
+        } else {
+            blob
+        };
+        let tar_err = |source| OciError::Archive { path: path.to_owned(), source };
+        let entry_err = |name: &[u8], reason: String| OciError::ArchiveEntry {
+            path: path.to_owned(),
+            entry: String::from_utf8_lossy(name).into_owned(),
+            reason,
+        };
+        let mut entries = BTreeMap::new();
+        let mut archive = tar::Archive::new(blob.section());
+        for entry in archive.entries_with_seek().map_err(tar_err)? {
+            let mut entry = entry.map_err(tar_err)?;
+            let raw = entry.path_bytes().into_owned();
+            let name = normalize(&raw).map_err(|e| entry_err(&raw, e))?;
+            let item = match tar_entry_inode(&mut entry, &blob.file, blob.offset).map_err(|e| entry_err(&raw, e.0))? {
+                TarEntry::Inode(inode) => match inode.kind {
+                    Kind::File(clay_tree::Content::Range { file, offset, len }) => {
+                        ArchiveEntry::File(Blob { file, offset, len })
+                    }
+                    Kind::Symlink(target) => ArchiveEntry::Link { target, symbolic: true },
+                    _ => continue,
+                },
+                TarEntry::HardLink(target) => ArchiveEntry::Link { target, symbolic: false },
+                TarEntry::Unsupported(_) => continue,
+            };
+            entries.insert(name, item);
+        }
+        Ok(Store::Archive { path: path.to_owned(), entries })
+    }
+
+    /// The file at `name` (a `/`-separated path inside the layout or archive), or `None` when there is none.
+    pub fn open(&self, name: &str) -> Result<Option<Blob>, OciError> {
+        match self {
+            Store::Dir(root) => {
+                let path = root.join(name);
+                match File::open(&path) {
+                    Ok(file) => {
+                        let io_err = |source| OciError::Io { path: path.clone(), source };
+                        if !file.metadata().map_err(io_err)?.is_file() {
+                            return Ok(None);
+                        }
+                        Ok(Some(Blob::whole(file).map_err(io_err)?))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(OciError::Io { path, source }),
+                }
+            }
+            Store::Archive { path, entries } => {
+                let mut current = normalize(name.as_bytes()).map_err(|reason| OciError::ArchiveEntry {
+                    path: path.clone(),
+                    entry: name.to_owned(),
+                    reason,
+                })?;
+                for _ in 0..MAX_ARCHIVE_LINKS {
+                    match entries.get(&current) {
+                        None => return Ok(None),
+                        Some(ArchiveEntry::File(blob)) => return Ok(Some(blob.clone())),
+                        Some(ArchiveEntry::Link { target, symbolic }) => {
+                            current = if *symbolic { resolve_relative(&current, target) } else { normalize(target) }
+                                .map_err(|reason| OciError::ArchiveEntry {
+                                    path: path.clone(),
+                                    entry: String::from_utf8_lossy(&current).into_owned(),
+                                    reason,
+                                })?;
+                        }
+                    }
+                }
+                Err(OciError::ArchiveEntry {
+                    path: path.clone(),
+                    entry: name.to_owned(),
+                    reason: "too many links (a loop?)".into(),
+                })
+            }
+        }
+    }
+
+    /// The blob with `digest`, from `blobs/<algorithm>/<hex>`.
+    pub fn blob(&self, digest: &Digest) -> Result<Option<Blob>, OciError> {
+        self.open(&format!("blobs/{}/{}", digest.algorithm(), digest.hex()))
+    }
+}
+
+/// A name inside an archive with `./`, leading `/`, empty and `.` components dropped; `..` refused.
+fn normalize(name: &[u8]) -> Result<Vec<u8>, String> {
+    let parts = clay_tree::components(name).map_err(|e| e.to_string())?;
+    Ok(parts.join(&b'/'))
+}
+
+/// A symlink target inside an archive, relative to the link's directory, kept inside the archive's root.
+fn resolve_relative(link: &[u8], target: &[u8]) -> Result<Vec<u8>, String> {
+    let mut parts: Vec<&[u8]> = if target.starts_with(b"/") {
+        Vec::new()
+    } else {
+        let mut dir: Vec<&[u8]> = link.split(|b| *b == b'/').collect();
+        dir.pop();
+        dir
+    };
+    for name in target.split(|b| *b == b'/') {
+        match name {
+            b"" | b"." => {}
+            b".." => {
+                if parts.pop().is_none() {
+                    return Err(format!("link target `{}` leaves the archive", String::from_utf8_lossy(target)));
+                }
+            }
+            _ => parts.push(name),
+        }
+    }
+    Ok(parts.join(&b'/'))
+}
