@@ -3,6 +3,7 @@
 //! missing tool fails the test with a message saying how to install it; tests never skip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod registry;
 pub mod trees;
 
 use std::io::Write;

@@ -19,6 +19,8 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start-up: boxing the large `build` arguments would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Build bootable artifacts (a Unified Kernel Image, ...) from a root filesystem.
     Build(commands::build::BuildArgs),
@@ -32,6 +34,9 @@ enum Command {
     Sign(commands::sign::SignArgs),
     /// Check that an image's UKI is signed by a certificate (or one it issued).
     Verify(commands::sign::VerifyArgs),
+    /// Push an image to a registry: a .containerdisk.tar as the image it holds, a UKI, disk or ISO as an OCI
+    /// artifact.
+    Push(commands::push::PushArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
         Command::Keys(args) => commands::keys::run(args),
         Command::Sign(args) => commands::sign::sign(args),
         Command::Verify(args) => commands::sign::verify(args),
+        Command::Push(args) => commands::push::run(args),
     };
     match result {
         Ok(code) => code,

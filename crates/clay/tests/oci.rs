@@ -64,9 +64,90 @@ fn container_images_in_every_local_transport_boot_with_their_layers_merged() {
         assert!(console.contains("tiny: hosts 127.0.0.1 localhost tiny"), "{source}:\n{console}");
     }
 
+    // The same image from a real registry on loopback (htpasswd auth): skopeo pushes it, clay pulls it with the
+    // credentials of an auth file, and the UKI boots; wrong credentials fail in one sentence with no output.
+    let reg = clay_testkit::registry::Registry::start();
+    sh(&format!(
+        "skopeo --insecure-policy copy -q --dest-tls-verify=false --dest-creds {creds} oci-archive:{w}/image-oci.tar \
+         docker://{host}/clay/tiny:1",
+        creds = reg.creds(),
+        w = w.display(),
+        host = reg.host()
+    ));
+    let reference = format!("docker://{}/clay/tiny:1", reg.host());
+    let efi = w.join("out/registry.efi");
+    let good = reg.auth_file(w, clay_testkit::registry::USER, clay_testkit::registry::PASSWORD);
+    let out = clay()
+        .args(["build", &reference, "--tls-verify=false", "-f", "efi", "--cmdline", TINY_CMDLINE, "-o"])
+        .arg(&efi)
+        .env("REGISTRY_AUTH_FILE", &good)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let console = boot_efi(&efi, TINY_MARKER, 1024, 180);
+    assert!(console.contains(&format!("tiny: layer-file {ADDED}, /bin/vi absent")), "registry:\n{console}");
+    let bad = reg.auth_file(w, clay_testkit::registry::USER, "wrong");
+    let out_bad = w.join("out/bad.efi");
+    let err = clay_err(
+        clay()
+            .args(["build", &reference, "--tls-verify=false", "-f", "efi", "-o"])
+            .arg(&out_bad)
+            .env("REGISTRY_AUTH_FILE", &bad),
+    );
+    assert!(err.contains("refused the credentials for user `clay`"), "{err}");
+    assert!(!out_bad.exists());
+
     // The image is linux/amd64 only: another platform is refused with what there is.
     let out = w.join("out/arm.efi");
     let err = clay_err(clay().args(["build", &sources[0], "-o", out.to_str().unwrap(), "--platform", "linux/arm64"]));
     assert!(err.contains("has no image for linux/arm64; it has linux/amd64"), "{err}");
     assert!(!out.exists());
+}
+
+#[test]
+fn a_containerfile_is_built_with_podman_and_boots() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let root = w.join("rootfs");
+    tiny_system(&root);
+    let env = private_podman_env(w);
+    let env_prefix: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    sh(&format!(
+        "cd {w} && tar --numeric-owner --xattrs -cf base.tar -C {root} . && mkdir ctx && \
+         {env_prefix} podman import base.tar localhost/clay-tiny-base >/dev/null",
+        w = w.display(),
+        root = root.display()
+    ));
+    // Two stages: --target picks the one that makes the OS.
+    std::fs::write(
+        w.join("ctx/Containerfile"),
+        format!(
+            "FROM localhost/clay-tiny-base AS os\nRUN echo \"{ADDED}\" > /etc/added-by-layer && rm /bin/vi\n\n\
+             FROM localhost/clay-tiny-base AS other\nRUN echo other > /etc/added-by-layer\n"
+        ),
+    )
+    .unwrap();
+    let efi = w.join("out/built.efi");
+    let mut cmd = clay();
+    cmd.args(["build", "--containerfile"])
+        .arg(w.join("ctx/Containerfile"))
+        .args(["--target", "os", "-f", "efi", "--cmdline", TINY_CMDLINE, "-o", efi.to_str().unwrap()])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let console = boot_efi(&efi, TINY_MARKER, 1024, 180);
+    assert!(console.contains(&format!("tiny: layer-file {ADDED}, /bin/vi absent")), "{console}");
+    // The engine's store keeps nothing of the build.
+    let images = sh(&format!("{env_prefix} podman images --format '{{{{.Repository}}}}'"));
+    assert!(!images.contains("clay-build-"), "{images}");
+
+    // Bad input: a missing Containerfile, and SOURCE together with --containerfile.
+    let mut cmd = clay();
+    cmd.args(["build", "--containerfile", "/nonexistent/Containerfile", "-o"]).arg(w.join("out/x"));
+    let err = clay_err(&mut cmd);
+    assert!(err.contains("the Containerfile `/nonexistent/Containerfile` does not exist"), "{err}");
+    let mut cmd = clay();
+    cmd.args(["build", "rootfs", "--containerfile", "ctx/Containerfile", "-o"]).arg(w.join("out/x"));
+    let err = clay_err(&mut cmd);
+    assert!(err.contains("cannot be used with"), "{err}");
 }

@@ -3,5 +3,6 @@
 pub mod build;
 pub mod inspect;
 pub mod keys;
+pub mod push;
 pub mod run;
 pub mod sign;

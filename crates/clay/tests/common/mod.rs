@@ -139,3 +139,22 @@ pub fn clay_run(args: &[&str], timeout_s: u64) -> (std::process::ExitStatus, Str
     };
     (status, out.join().unwrap(), err.join().unwrap())
 }
+
+/// Environment that gives podman (and so the podman clay starts) a private store and this machine's sandbox
+/// settings: vfs storage under `work`, cgroupfs, chroot isolation for `RUN` steps.
+pub fn private_podman_env(work: &Path) -> Vec<(String, String)> {
+    let storage = work.join("storage.conf");
+    std::fs::write(
+        &storage,
+        format!("[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/graph\"\nrunroot = \"{0}/runroot\"\n", work.display()),
+    )
+    .unwrap();
+    let conf = work.join("containers.conf");
+    std::fs::write(&conf, "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n").unwrap();
+    vec![
+        ("CONTAINERS_STORAGE_CONF".into(), storage.display().to_string()),
+        ("CONTAINERS_CONF".into(), conf.display().to_string()),
+        ("BUILDAH_ISOLATION".into(), "chroot".into()),
+        ("CLAY_CONTAINER_ENGINE".into(), "podman".into()),
+    ]
+}

@@ -16,6 +16,8 @@ use clay_tree::{Content, Kind, Tree};
 use clay_vdisk::VmFormat;
 
 mod bios;
+mod containerdisk;
+mod containerfile;
 pub(crate) mod disk;
 mod iso;
 pub(crate) mod root;
@@ -57,6 +59,9 @@ pub enum Format {
     Vdi,
     /// The raw disk as a dynamic VHD (Hyper-V, Azure, Virtual PC).
     Vhd,
+    /// The disk as a KubeVirt containerDisk (`.containerdisk.tar`): an OCI image archive whose one layer holds
+    /// `disk/disk.qcow2`; push it with `clay push`.
+    Containerdisk,
     /// The root filesystem as a tarball (`.tar`).
     Tar,
     /// The root filesystem as a squashfs image (`.squashfs`), compressed with `--compression`.
@@ -78,6 +83,7 @@ impl Format {
             Format::Vhdx => &["vhdx"],
             Format::Vdi => &["vdi"],
             Format::Vhd => &["vhd"],
+            Format::Containerdisk => &[containerdisk::EXTENSION],
             Format::Tar => &["tar"],
             Format::Squashfs => &["squashfs"],
             Format::Erofs => &["erofs"],
@@ -98,7 +104,7 @@ impl Format {
 
     /// Whether the format holds a disk (and so a UKI inside it).
     fn is_disk(self) -> bool {
-        self == Format::Raw || self.vm_format().is_some()
+        matches!(self, Format::Raw | Format::Containerdisk) || self.vm_format().is_some()
     }
 
     /// Whether the format boots, and so needs a kernel and an initramfs.
@@ -122,7 +128,18 @@ pub enum Firmware {
 pub struct BuildArgs {
     /// The root filesystem: a directory, `dir:PATH`, `tar:PATH` (plain, gzip, zstd or xz), or a container image:
     /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE` (podman/docker save).
-    pub source: String,
+    #[arg(required_unless_present = "containerfile", conflicts_with = "containerfile")]
+    pub source: Option<String>,
+    /// Build the image from this Containerfile (or Dockerfile) with podman, buildah or docker, whichever is
+    /// installed (CLAY_CONTAINER_ENGINE picks one), then make the OS of it; instead of SOURCE.
+    #[arg(long, value_name = "FILE")]
+    pub containerfile: Option<PathBuf>,
+    /// The build stage to use from a multi-stage Containerfile.
+    #[arg(long, requires = "containerfile")]
+    pub target: Option<String>,
+    /// The build context [default: the Containerfile's directory].
+    #[arg(long, value_name = "DIR", requires = "containerfile")]
+    pub context: Option<PathBuf>,
     /// What to build; repeat for several.
     #[arg(long = "format", short = 'f', value_enum, default_value = "efi")]
     pub formats: Vec<Format>,
@@ -207,7 +224,21 @@ fn parse_compression(s: &str) -> Result<Compression, String> {
 pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let epoch = source_date_epoch()?;
-    let spec: SourceSpec = args.source.parse()?;
+    // A Containerfile is built and saved first; the saved archive is then read like any image source.
+    let built = match &args.containerfile {
+        Some(file) => Some(containerfile::build(&containerfile::ContainerfileBuild {
+            file,
+            target: args.target.as_deref(),
+            context: args.context.as_deref(),
+            platform: args.platform.as_deref(),
+        })?),
+        None => None,
+    };
+    let spec: SourceSpec = match (&built, &args.source) {
+        (Some(built), _) => built.spec.clone(),
+        (None, Some(source)) => source.parse()?,
+        (None, None) => bail!("give a SOURCE (a directory, tar:FILE, an image) or --containerfile FILE"),
+    };
     let mut formats: Vec<Format> = Vec::new();
     for f in &args.formats {
         if !formats.contains(f) {
@@ -410,6 +441,12 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
                 let entries = clay_tarball::write_tarball(&tree, &opts, &mut out)?;
                 out.flush().with_context(|| format!("cannot write `{target}`"))?;
                 status(&format!("tarball: {entries} entries"));
+            }
+            (Format::Containerdisk, [out]) => {
+                let (Some((file, size)), Some(seed)) = (&raw, seed) else {
+                    bail!("internal error: no raw disk for the containerDisk")
+                };
+                containerdisk::write(&vm::RawFile { file, size: *size }, seed, epoch, out)?;
             }
             (_, [out]) if format.vm_format().is_some() => {
                 let (Some((file, size)), Some(seed), Some(vm)) = (&raw, seed, format.vm_format()) else {

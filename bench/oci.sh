@@ -1,0 +1,54 @@
+#!/bin/bash
+# Issue 6's speed target, side by side in one run on the Debian example system: converting the podman-built image
+# from its oci-archive into a UKI must cost at most 1.3 × building the same UKI from the unpacked directory.
+#
+# The image is the example's root filesystem imported into podman (private vfs store in the scratch directory) and
+# saved with `podman save --format oci-archive` (one gzip layer, as podman writes it). The two builds run
+# interleaved; the verdict is the median of the per-round ratios, with peak RSS beside it.
+# Run as root after scripts/setup.sh:  bench/oci.sh [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+. bench/lib.sh
+
+store=$work/podman
+podman=(podman --root "$store/graph" --runroot "$store/run" --storage-driver vfs --cgroup-manager=cgroupfs
+  --events-backend=none)
+"${podman[@]}" import -q "$tarball" localhost/clay-bench-debian >/dev/null
+"${podman[@]}" save -q --format oci-archive -o "$work/debian-oci.tar" localhost/clay-bench-debian
+"${podman[@]}" rmi -f localhost/clay-bench-debian >/dev/null
+layer=$(tar -tvf "$work/debian-oci.tar" | awk '$6 ~ /^blobs/ { print $3, $6 }' | sort -n | tail -n1)
+
+python3 - "$clay" "$root" "$work" "$rounds" "$layer" <<'PY'
+import statistics, subprocess, sys, time
+clay, root, work, rounds, layer = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+commands = {
+    "directory": [clay, "build", root, "-f", "efi", "-o", f"{work}/dir.efi"],
+    "oci-archive": [clay, "build", f"oci-archive:{work}/debian-oci.tar", "-f", "efi", "-o", f"{work}/oci.efi"],
+}
+def run(cmd):
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+def peak(cmd):
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    return int(r.stderr.strip().splitlines()[-1]) // 1024
+for cmd in commands.values():
+    run(cmd)  # warm-up
+times = {name: [] for name in commands}
+for _ in range(rounds):
+    for name, cmd in commands.items():
+        times[name].append(run(cmd))
+ratio = statistics.median(o / d for o, d in zip(times["oci-archive"], times["directory"]))
+print(f"the image's largest layer blob: {layer.split()[0]} bytes\n")
+print(f"{rounds} interleaved rounds, UKI of the default root model:\n")
+print("| source | median s | vs the directory | peak RSS |")
+print("|---|---|---|---|")
+for name, cmd in commands.items():
+    r = statistics.median(o / d for o, d in zip(times[name], times["directory"]))
+    print(f"| {name} | {statistics.median(times[name]):.2f} | {r:.2f} | {peak(cmd)} MiB |")
+ok = ratio <= 1.3
+print("\ntarget (oci-archive ≤ 1.3 × the directory):", "met" if ok else "NOT met")
+sys.exit(0 if ok else 1)
+PY

@@ -1,0 +1,122 @@
+//! A real container registry for tests: Debian's `docker-registry` on a loopback port, with its own storage and
+//! htpasswd auth (and, on request, https with a self-signed certificate); killed on drop.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+
+pub const USER: &str = "clay";
+pub const PASSWORD: &str = "s3cret-pw";
+const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+/// A port nothing listens on (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `docker-registry serve` on 127.0.0.1 with its own storage and htpasswd file; killed on drop.
+#[derive(Debug)]
+pub struct Registry {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// With `tls`, the registry serves https only, with a self-signed certificate for 127.0.0.1.
+    pub fn start_with(tls: bool) -> Self {
+        assert!(
+            Path::new(REGISTRY_BIN).exists(),
+            "{REGISTRY_BIN} is missing: apt-get install docker-registry apache2-utils skopeo"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("htpasswd")
+            .args(["-Bbn", USER, PASSWORD])
+            .output()
+            .expect("htpasswd is missing: apt-get install apache2-utils");
+        assert!(out.status.success(), "htpasswd failed");
+        std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
+        let mut tls_config = String::new();
+        if tls {
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            let status = Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+                .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl is missing: apt-get install openssl");
+            assert!(status.success(), "openssl req failed");
+            tls_config = format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display());
+        }
+        for _ in 0..5 {
+            let port = free_port();
+            let config = format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    \
+                 rootdirectory: {root}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: clay-test-secret\n{tls_config}auth:\n  \
+                 htpasswd:\n    realm: clay-test\n    path: {htpasswd}\n",
+                root = dir.path().join("storage").display(),
+                htpasswd = dir.path().join("htpasswd").display(),
+            );
+            let config_path = dir.path().join("config.yml");
+            std::fs::write(&config_path, config).unwrap();
+            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+            let mut child = Command::new(REGISTRY_BIN)
+                .arg("serve")
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // Lost the port race, or a bad config: try another port.
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Self { child, port, dir };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let log = std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default();
+        panic!("docker-registry did not start: {log}");
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// An auth.json (podman's format) in `dir` with these credentials for this registry; each user and password
+    /// gets a file of its own.
+    pub fn auth_file(&self, dir: &Path, user: &str, password: &str) -> PathBuf {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let path = dir.join(format!("auth-{user}-{}.json", auth.trim_end_matches('=')));
+        let json = serde_json::json!({ "auths": { self.host(): { "auth": auth } } });
+        std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+        path
+    }
+
+    pub fn creds(&self) -> String {
+        format!("{USER}:{PASSWORD}")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
