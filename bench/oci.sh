@@ -17,6 +17,8 @@ podman=(podman --root "$store/graph" --runroot "$store/run" --storage-driver vfs
 "${podman[@]}" import -q "$tarball" localhost/clay-bench-debian >/dev/null
 "${podman[@]}" save -q --format oci-archive -o "$work/debian-oci.tar" localhost/clay-bench-debian
 "${podman[@]}" rmi -f localhost/clay-bench-debian >/dev/null
+# The same image with its layer recompressed as zstd (what `podman push --compression-format zstd` sends).
+skopeo --insecure-policy copy -q --dest-compress-format zstd "oci-archive:$work/debian-oci.tar" "oci:$work/debian-zstd:latest"
 layer=$(tar -tvf "$work/debian-oci.tar" | awk '$6 ~ /^blobs/ { print $3, $6 }' | sort -n | tail -n1)
 
 python3 - "$clay" "$root" "$work" "$rounds" "$layer" <<'PY'
@@ -25,6 +27,7 @@ clay, root, work, rounds, layer = sys.argv[1], sys.argv[2], sys.argv[3], int(sys
 commands = {
     "directory": [clay, "build", root, "-f", "efi", "-o", f"{work}/dir.efi"],
     "oci-archive": [clay, "build", f"oci-archive:{work}/debian-oci.tar", "-f", "efi", "-o", f"{work}/oci.efi"],
+    "oci (zstd layer)": [clay, "build", f"oci:{work}/debian-zstd:latest", "-f", "efi", "-o", f"{work}/zst.efi"],
 }
 def run(cmd):
     t = time.perf_counter()
@@ -41,7 +44,7 @@ for _ in range(rounds):
     for name, cmd in commands.items():
         times[name].append(run(cmd))
 ratio = statistics.median(o / d for o, d in zip(times["oci-archive"], times["directory"]))
-print(f"the image's largest layer blob: {layer.split()[0]} bytes\n")
+print(f"the image's gzip layer blob: {int(layer.split()[0]) / 2**20:.0f} MiB\n")
 print(f"{rounds} interleaved rounds, UKI of the default root model:\n")
 print("| source | median s | vs the directory | peak RSS |")
 print("|---|---|---|---|")
@@ -49,6 +52,6 @@ for name, cmd in commands.items():
     r = statistics.median(o / d for o, d in zip(times[name], times["directory"]))
     print(f"| {name} | {statistics.median(times[name]):.2f} | {r:.2f} | {peak(cmd)} MiB |")
 ok = ratio <= 1.3
-print("\ntarget (oci-archive ≤ 1.3 × the directory):", "met" if ok else "NOT met")
+print("\ntarget (oci-archive, podman's gzip layer, ≤ 1.3 × the directory):", "met" if ok else "NOT met")
 sys.exit(0 if ok else 1)
 PY

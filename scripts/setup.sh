@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential pkg-config ca-certificates curl file util-linux   # building clay; setpriv, flock
+  musl-tools                                                        # the static clay of the imager (musl-gcc)
   qemu-system-x86 qemu-utils ovmf systemd-boot-efi                  # booting; qemu-img oracle; the UKI stub
   busybox-static dpkg mmdebstrap                                    # the example systems
   cpio libarchive-tools zstd xz-utils lz4 gzip binutils             # test oracles and baselines
@@ -42,4 +43,12 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: installing a Rust toolchain with rustup"
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
   }
+fi
+
+# The static clay (scripts/build-static.sh, the imager and its test) is built for musl.
+rustup=rustup
+command -v rustup >/dev/null 2>&1 || rustup="$HOME/.cargo/bin/rustup"
+if [ -x "$(command -v "$rustup")" ] && ! "$rustup" target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  echo "setup: adding the Rust target x86_64-unknown-linux-musl"
+  "$rustup" target add x86_64-unknown-linux-musl
 fi

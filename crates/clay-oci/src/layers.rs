@@ -11,7 +11,7 @@ use std::io;
 use clay_tree::{components, lossy, Inode, Kind, Metadata, Tree, TreeError};
 
 use crate::digest::{Digest, Hasher};
-use crate::store::{read_up_to, spill, Blob, GZIP_MAGIC, ZSTD_MAGIC};
+use crate::store::{read_up_to, spill_hashed, Blob, GZIP_MAGIC, ZSTD_MAGIC};
 use crate::tarentry::{tar_entry_inode, TarEntry};
 use crate::OciError;
 
@@ -58,14 +58,15 @@ impl LayerBlob {
                 });
             }
         }
-        if let Some(digest) = &self.digest {
-            let found = hash(&self.blob, digest.hasher()).map_err(read_err)?;
-            if &found != digest {
-                return Err(mismatch(digest, found, "layer"));
-            }
-        }
         let magic = self.blob.magic().map_err(read_err)?;
-        if !magic.starts_with(GZIP_MAGIC) && !magic.starts_with(ZSTD_MAGIC) {
+        let compressed = magic.starts_with(GZIP_MAGIC) || magic.starts_with(ZSTD_MAGIC);
+        if !compressed {
+            if let Some(digest) = &self.digest {
+                let found = hash(&self.blob, digest.hasher()).map_err(read_err)?;
+                if &found != digest {
+                    return Err(mismatch(digest, found, "layer"));
+                }
+            }
             if let Some(diff_id) = self.diff_id.as_ref().filter(|d| Some(*d) != self.digest.as_ref()) {
                 let found = hash(&self.blob, diff_id.hasher()).map_err(read_err)?;
                 if &found != diff_id {
@@ -74,14 +75,26 @@ impl LayerBlob {
             }
             return Ok(self.blob.clone());
         }
-        let mut hasher = self.diff_id.as_ref().map(Digest::hasher);
-        let file = match hasher.as_mut() {
-            Some(h) => spill(&magic, self.blob.section(), h),
-            None => spill(&magic, self.blob.section(), &mut io::sink()),
+        // Three things at once, none waiting for another: the stored bytes are hashed, decompressed, and the
+        // decompressed bytes hashed and written out. Nothing is used until both digests match.
+        let (stored, spilled) = std::thread::scope(|scope| {
+            let stored = self.digest.as_ref().map(|d| {
+                let hasher = d.hasher();
+                scope.spawn(move || hash(&self.blob, hasher))
+            });
+            let spilled = spill_hashed(&magic, self.blob.section(), self.diff_id.as_ref().map(Digest::hasher));
+            let stored =
+                stored.map(|job| job.join().unwrap_or_else(|_| Err(io::Error::other("a hash thread panicked"))));
+            (stored, spilled)
+        });
+        if let (Some(digest), Some(found)) = (&self.digest, stored) {
+            let found = found.map_err(read_err)?;
+            if &found != digest {
+                return Err(mismatch(digest, found, "layer"));
+            }
         }
-        .map_err(read_err)?;
-        if let (Some(diff_id), Some(hasher)) = (&self.diff_id, hasher) {
-            let found = hasher.finish();
+        let (file, found) = spilled.map_err(read_err)?;
+        if let (Some(diff_id), Some(found)) = (&self.diff_id, found) {
             if &found != diff_id {
                 return Err(mismatch(diff_id, found, "uncompressed layer"));
             }

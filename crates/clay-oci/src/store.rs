@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clay_tree::Kind;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, Hasher};
 use crate::tarentry::{tar_entry_inode, TarEntry};
 use crate::OciError;
 
@@ -94,16 +94,66 @@ pub(crate) fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize>
     Ok(n)
 }
 
-/// Decompresses `reader` (gzip or zstd, told by `magic`) into an unlinked temporary file in `$TMPDIR`, feeding
-/// every decompressed byte to `sink` too (a hasher). Plain data is copied as is.
-pub(crate) fn spill(magic: &[u8], reader: impl Read, sink: &mut dyn io::Write) -> io::Result<File> {
-    let decoder: Box<dyn Read + '_> = if magic.starts_with(GZIP_MAGIC) {
+/// [`spill`] with the writing and hashing of the decompressed bytes on a thread of their own, so decompression
+/// (the longest step of reading an image) never waits for them. Returns the file and the digest of what was
+/// written, when a hasher was given.
+pub(crate) fn spill_hashed(
+    magic: &[u8],
+    reader: impl Read,
+    hasher: Option<Hasher>,
+) -> io::Result<(File, Option<Digest>)> {
+    const CHUNK: usize = 1 << 20;
+    let mut decoder = decoder(magic, reader)?;
+    let file = tempfile::tempfile()?;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let writer = scope.spawn(move || -> io::Result<(File, Option<Digest>)> {
+            let mut file = file;
+            let mut hasher = hasher;
+            for chunk in rx {
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&chunk);
+                }
+                file.write_all(&chunk)?;
+            }
+            file.seek(SeekFrom::Start(0))?;
+            Ok((file, hasher.map(Hasher::finish)))
+        });
+        let decoded = (|| -> io::Result<()> {
+            loop {
+                let mut buf = vec![0u8; CHUNK];
+                let n = read_up_to(&mut decoder, &mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.truncate(n);
+                if tx.send(buf).is_err() {
+                    return Ok(()); // The writer stopped: its error is the one to report.
+                }
+            }
+        })();
+        drop(tx);
+        let written = writer.join().map_err(|_| io::Error::other("the layer writer thread panicked"))?;
+        decoded?;
+        written
+    })
+}
+
+/// A reader that decompresses `reader` as `magic` says (gzip or zstd), or passes plain data through.
+fn decoder<'a>(magic: &[u8], reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(if magic.starts_with(GZIP_MAGIC) {
         Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, reader)))
     } else if magic.starts_with(ZSTD_MAGIC) {
         Box::new(zstd::stream::read::Decoder::new(reader)?)
     } else {
         Box::new(reader)
-    };
+    })
+}
+
+/// Decompresses `reader` (gzip or zstd, told by `magic`) into an unlinked temporary file in `$TMPDIR`, feeding
+/// every decompressed byte to `sink` too (a hasher). Plain data is copied as is.
+pub(crate) fn spill(magic: &[u8], reader: impl Read, sink: &mut dyn Write) -> io::Result<File> {
+    let decoder = decoder(magic, reader)?;
     let file = tempfile::tempfile()?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut tee = Tee { a: &mut out, b: sink };
@@ -114,11 +164,11 @@ pub(crate) fn spill(magic: &[u8], reader: impl Read, sink: &mut dyn io::Write) -
 }
 
 struct Tee<'a> {
-    a: &'a mut dyn io::Write,
-    b: &'a mut dyn io::Write,
+    a: &'a mut dyn Write,
+    b: &'a mut dyn Write,
 }
 
-impl io::Write for Tee<'_> {
+impl Write for Tee<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.a.write_all(buf)?;
         self.b.write_all(buf)?;

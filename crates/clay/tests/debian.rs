@@ -59,8 +59,9 @@ fn debian_boots_from_a_verity_root_with_var_on_a_data_partition() {
         base.to_str().unwrap(),
     ]);
     let img = work.path().join("debian.img");
+    // The marker comes from a service ordered after multi-user.target: seeing it means systemd got there (its own
+    // "Reached target" line may land after the marker on the shared console).
     let console = boot_disk(&img, DEBIAN_MARKER, 2048, 480);
-    assert!(console.contains("Multi-User System"), "systemd reached multi-user.target:\n{console}");
     assert!(console.contains("claylinux: root is overlay, /var is ext4"), "{console}");
     assert!(console.contains("ping has /usr/bin/ping cap_net_raw=ep"), "{console}");
 }
