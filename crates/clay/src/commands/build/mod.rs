@@ -274,7 +274,11 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
             let prepared = match root::prepare(&tree, &b.release, &options) {
                 // The default model needs loop, squashfs and overlay; a kernel without them still boots from RAM.
                 Err(err) if args.root.is_none() && err.downcast_ref::<clay_kmod::KmodError>().is_some() => {
-                    warn(&format!("{:#}; the OS runs from RAM uncompressed instead (--root ram)", err));
+                    let why = err.downcast_ref::<clay_kmod::KmodError>().map(ToString::to_string).unwrap_or_default();
+                    warn(&format!(
+                        "the default root model keeps the OS compressed in RAM, but {why}; so the OS runs from RAM \
+                         uncompressed instead (--root ram)"
+                    ));
                     options.model = root::RootModel::Ram;
                     root::prepare(&tree, &b.release, &options)?
                 }
