@@ -100,9 +100,14 @@ pub fn read_file(dev: &mut (impl Read + Seek), path: &str) -> Result<Vec<u8>, Fa
 /// The new content goes to free clusters: the first run of them long enough, else the free clusters in order.
 /// Then the new chain is written to the FATs, the directory entry switched to it (first cluster, size, write and
 /// access date), the old chain freed and the FSInfo free count and next-free hint updated. No other file,
-/// directory or the boot sector moves or changes. Fails without touching the FATs or the directory when the free
-/// clusters cannot hold the new content, when `data` yields other than `new_len` bytes, or when the file's chain
-/// is damaged or shared with another file. Durability is the caller's: sync `dev` afterwards.
+/// directory or the boot sector moves or changes. Fails without touching the FATs or the directory when `data`
+/// yields other than `new_len` bytes, or when the file's chain is damaged or shared with another file.
+///
+/// When the free clusters cannot hold a second copy (a volume sized for its files, like an ISO's ESP image), the
+/// file's own clusters are reused in order and only the missing ones taken from free space: the old content is
+/// then overwritten as the new one is written, so a caller that must keep it on failure works on a copy (as
+/// `clay sign` does: it writes a new image and renames it at the end). Fails with [`FatError::NoSpace`] when even
+/// that is not enough. Durability is the caller's: sync `dev` afterwards.
 pub fn replace_file(
     dev: &mut (impl Read + Write + Seek),
     path: &str,
@@ -124,15 +129,24 @@ pub fn replace_file(
     }
 
     let needed = new_len.div_ceil(vol.cluster_bytes);
-    let Some(new) = fat.allocate(needed, &others) else {
-        let free = fat.usable_count(&others);
-        return Err(FatError::NoSpace {
-            path: path.to_owned(),
-            len: new_len,
-            needed: needed * vol.cluster_bytes,
-            free: free * vol.cluster_bytes,
-            missing: needed.saturating_sub(free) * vol.cluster_bytes,
-        });
+    let new = match fat.allocate(needed, &others) {
+        Some(fresh) => fresh,
+        None => {
+            // No room for a second copy: the file's own clusters first, then free ones for the rest.
+            let reused = usize::try_from(needed).unwrap_or(usize::MAX).min(old.len());
+            let extra = needed - reused as u64;
+            let Some(more) = fat.allocate(extra, &others) else {
+                let free = fat.usable_count(&others) + old.len() as u64;
+                return Err(FatError::NoSpace {
+                    path: path.to_owned(),
+                    len: new_len,
+                    needed: needed * vol.cluster_bytes,
+                    free: free * vol.cluster_bytes,
+                    missing: needed.saturating_sub(free) * vol.cluster_bytes,
+                });
+            };
+            old[..reused].iter().copied().chain(more).collect()
+        }
     };
     write_data(dev, &vol, &new, new_len, data, path)?;
     fat.link(&new);
@@ -143,10 +157,11 @@ pub fn replace_file(
     switch_entry(dev, &vol, &found, first, size, FatTime::from_unix(mtime))?;
     dev.flush()?;
 
-    for &c in &old {
+    let freed: Vec<u32> = old.iter().copied().filter(|c| !new.contains(c)).collect();
+    for &c in &freed {
         fat.set(c, 0);
     }
-    fat.write_entries(dev, &vol, &old)?;
+    fat.write_entries(dev, &vol, &freed)?;
     update_fs_info(dev, &vol, &fat, new.last().copied().unwrap_or(ROOT_CLUSTER - 1))?;
     dev.flush()?;
     Ok(())

@@ -349,20 +349,38 @@ fn replace_on_a_fragmented_mkfs_volume() {
     let free = (total - used) * 512;
     let img = std::fs::read(d.join(IMG)).unwrap();
     let mut dev = Cursor::new(img.clone());
-    let signed = noise_bytes(1_503_000, 31);
-    let err = replace_file(&mut dev, uki, signed.len() as u64, &mut &signed[..], MTIME).unwrap_err();
-    let needed = 1_503_000u64.next_multiple_of(512);
+    // More than the free clusters and the file's own together: refused.
+    let own = 1_500_000u64.next_multiple_of(512);
+    let too_long = noise_bytes(usize::try_from(free + own).unwrap() + 1, 31);
+    let len = too_long.len() as u64;
+    let err = replace_file(&mut dev, uki, len, &mut &too_long[..], MTIME).unwrap_err();
+    let needed = len.next_multiple_of(512);
     let FatError::NoSpace { needed: n, free: f, missing, .. } = err else { panic!("{err}") };
-    assert_eq!((n, f, missing), (needed, free, needed - free));
+    assert_eq!((n, f, missing), (needed, free + own, needed - free - own));
     assert_eq!(
         err.to_string(),
         format!(
-            "writing 1503000 bytes to `{uki}` needs {needed} bytes of free clusters but the volume has {free}, {} \
-             bytes too few",
-            needed - free
+            "writing {len} bytes to `{uki}` needs {needed} bytes of free clusters but the volume has {}, {} bytes \
+             too few",
+            free + own,
+            needed - free - own
         )
     );
     assert!(dev.into_inner() == img, "a refused replacement writes nothing");
+
+    // No room for a second copy, but the file's own clusters and the free ones hold it: replaced in place, on a
+    // copy of the volume, which fsck.vfat finds clean with everything else unchanged.
+    let signed = noise_bytes(1_503_000, 31);
+    let mut copy = Cursor::new(img.clone());
+    replace_file(&mut copy, uki, signed.len() as u64, &mut &signed[..], MTIME).unwrap();
+    let copy = copy.into_inner();
+    assert!(read_file(&mut Cursor::new(&copy), uki).unwrap() == signed);
+    for (path, data) in files.iter().filter(|(p, _)| p.as_str() != uki) {
+        assert!(read_file(&mut Cursor::new(&copy), path).unwrap() == *data, "{path} changed");
+    }
+    let in_place = tempfile::tempdir().unwrap();
+    std::fs::write(in_place.path().join(IMG), &copy).unwrap();
+    fsck_clean(in_place.path());
 
     let shorter = noise_bytes(600_000, 32);
     let new = replace_and_check(d, uki, &shorter);
@@ -483,9 +501,11 @@ fn errors_name_what_is_wrong() {
     assert!(matches!(err, FatError::LongData { expected: 2_000_000, .. }), "{err}");
     assert!(after[..used_end] == img[..used_end]);
 
-    // One cluster more than is free.
+    // One cluster more than the free clusters and the file's own hold together.
+    let own = files.iter().find(|(p, _)| *p == "EFI/BOOT/BOOTX64.EFI").map(|(_, d)| d.len() as u64).unwrap();
+    let own = own.next_multiple_of(512);
     let free = fsinfo_free(&img) * 512;
-    let (err, after) = replace("EFI/BOOT/BOOTX64.EFI", free + 1, b"");
+    let (err, after) = replace("EFI/BOOT/BOOTX64.EFI", free + own + 1, b"");
     assert!(matches!(err, FatError::NoSpace { missing: 512, .. }), "{err}");
     assert!(after == img);
 }
