@@ -97,8 +97,17 @@ fn source_specs_parse_as_skopeo_spells_them() {
     assert_eq!("dir:/r".parse::<SourceSpec>().unwrap(), SourceSpec::Dir("/r".into()));
     assert_eq!("tar:r.tar.zst".parse::<SourceSpec>().unwrap(), SourceSpec::Tar("r.tar.zst".into()));
     assert_eq!("./no/such/dir".parse::<SourceSpec>().unwrap(), SourceSpec::Dir("./no/such/dir".into()));
-    let err = "docker://alpine:3".parse::<SourceSpec>().unwrap_err().to_string();
-    assert_eq!(err, "`docker://alpine:3`: the docker: transport is not supported yet; use a directory or tar:FILE");
+    assert_eq!(
+        "docker://alpine:3".parse::<SourceSpec>().unwrap(),
+        SourceSpec::Registry { reference: "alpine:3".into() }
+    );
+    assert!(matches!("docker://".parse::<SourceSpec>(), Err(SourceError::Empty(_))));
+    let err = "containers-storage:alpine".parse::<SourceSpec>().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "`containers-storage:alpine`: the containers-storage: transport is not supported yet; use a directory or \
+         tar:FILE"
+    );
     assert!(matches!("tar:".parse::<SourceSpec>(), Err(SourceError::Empty(_))));
     assert!(matches!("oci::latest".parse::<SourceSpec>(), Err(SourceError::Empty(_))));
 }
