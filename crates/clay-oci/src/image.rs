@@ -3,6 +3,7 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
@@ -11,7 +12,7 @@ use crate::layers::{LayerBlob, Merge};
 use crate::platform::Platform;
 use crate::schema::{self, ConfigJson, Descriptor, DockerArchiveImage, Index, Layout, Manifest, Versioned};
 use crate::store::{Blob, Store};
-use crate::{Image, ImageConfig, OciError, ReadOptions};
+use crate::{Image, ImageConfig, Lookahead, OciError, ReadOptions};
 
 /// The largest index, manifest or config we read into memory. Real ones are kilobytes; a config with a long
 /// history a few megabytes.
@@ -76,13 +77,14 @@ struct Reader<'a> {
     store: &'a Store,
     image: String,
     platform: Platform,
+    lookahead: Option<Arc<dyn Lookahead>>,
     warn: &'a mut dyn FnMut(String),
 }
 
 impl<'a> Reader<'a> {
     fn new(store: &'a Store, image: String, options: &ReadOptions, warn: &'a mut dyn FnMut(String)) -> Self {
         let platform = options.platform.clone().unwrap_or_else(Platform::host);
-        Reader { store, image, platform, warn }
+        Reader { store, image, platform, lookahead: options.lookahead.clone(), warn }
     }
 
     fn invalid(&self, what: impl Into<String>, reason: impl Into<String>) -> OciError {
@@ -425,7 +427,7 @@ impl<'a> Reader<'a> {
         let mut merge = Merge::new();
         let mut names = Vec::new();
         for layer in &layers {
-            let tar = layer.verified_tar(&self.image)?;
+            let tar = layer.verified_tar(&self.image, self.lookahead.as_deref())?;
             merge.apply(&self.image, &layer.name, &tar, self.warn)?;
             names.push(layer.name.clone());
         }

@@ -13,7 +13,7 @@ use clay_tree::{components, lossy, Inode, Kind, Metadata, Tree, TreeError};
 use crate::digest::{Digest, Hasher};
 use crate::store::{read_up_to, spill_hashed, Blob, GZIP_MAGIC, ZSTD_MAGIC};
 use crate::tarentry::{tar_entry_inode, TarEntry};
-use crate::OciError;
+use crate::{Lookahead, OciError};
 
 /// The prefix of a whiteout file's name (image-spec "Whiteouts").
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -37,8 +37,9 @@ pub(crate) struct LayerBlob {
 
 impl LayerBlob {
     /// Checks the stored bytes against their digest and size, then returns the uncompressed tar: the blob itself
-    /// when it is plain, else an unlinked spill file, checked against the diff ID before it is used.
-    pub fn verified_tar(&self, image: &str) -> Result<Blob, OciError> {
+    /// when it is plain, else an unlinked spill file, checked against the diff ID before it is used. While a
+    /// layer is decompressed, `lookahead` sees its files' data.
+    pub fn verified_tar(&self, image: &str, lookahead: Option<&dyn Lookahead>) -> Result<Blob, OciError> {
         let mismatch = |digest: &Digest, found: Digest, what: &str| OciError::DigestMismatch {
             image: image.to_owned(),
             what: what.to_owned(),
@@ -82,7 +83,8 @@ impl LayerBlob {
                 let hasher = d.hasher();
                 scope.spawn(move || hash(&self.blob, hasher))
             });
-            let spilled = spill_hashed(&magic, self.blob.section(), self.diff_id.as_ref().map(Digest::hasher));
+            let spilled =
+                spill_hashed(&magic, self.blob.section(), self.diff_id.as_ref().map(Digest::hasher), lookahead);
             let stored =
                 stored.map(|job| job.join().unwrap_or_else(|_| Err(io::Error::other("a hash thread panicked"))));
             (stored, spilled)
@@ -93,13 +95,13 @@ impl LayerBlob {
                 return Err(mismatch(digest, found, "layer"));
             }
         }
-        let (file, found) = spilled.map_err(read_err)?;
+        let (tar, found) = spilled.map_err(read_err)?;
         if let (Some(diff_id), Some(found)) = (&self.diff_id, found) {
             if &found != diff_id {
                 return Err(mismatch(diff_id, found, "uncompressed layer"));
             }
         }
-        Blob::whole(file).map_err(read_err)
+        Ok(tar)
     }
 }
 

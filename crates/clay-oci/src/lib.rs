@@ -14,10 +14,13 @@ mod platform;
 mod schema;
 mod store;
 pub mod tarentry;
+mod tarscan;
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use digest::Digest;
 pub use image::{read_docker_archive, read_layout, read_oci_archive};
@@ -29,6 +32,21 @@ pub use tarentry::{tar_entry_inode, EntryError, TarEntry};
 pub struct ReadOptions {
     /// The platform to pick from a multi-platform image; `None` means this machine's ([`Platform::host`]).
     pub platform: Option<Platform>,
+    /// Shown each file's data while compressed layers are still being decompressed.
+    pub lookahead: Option<Arc<dyn Lookahead>>,
+}
+
+/// Something that works on file data ahead of time, while the rest of a compressed layer is still being
+/// decompressed on another core (clay wires in clay-squashfs's compressor).
+///
+/// It sees full blocks of regular files' data, in the order they are decompressed, named by the file and
+/// offset that the tree's [`clay_tree::Content::Range`] will later read them from. Whether a file survives the
+/// layers above is not known yet: the work is speculative, so `block` must return at once and may drop it.
+pub trait Lookahead: Send + Sync + std::fmt::Debug {
+    /// The size of the blocks it wants.
+    fn block_size(&self) -> u64;
+    /// `data` is `block_size` bytes of `file` at `offset`, which will not change.
+    fn block(&self, file: &Arc<File>, offset: u64, data: &[u8]);
 }
 
 /// An image read into memory: its merged root filesystem and its configuration.

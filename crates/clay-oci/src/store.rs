@@ -13,7 +13,8 @@ use clay_tree::Kind;
 
 use crate::digest::{Digest, Hasher};
 use crate::tarentry::{tar_entry_inode, TarEntry};
-use crate::OciError;
+use crate::tarscan::TarScan;
+use crate::{Lookahead, OciError};
 
 /// Magic numbers of the compressed streams we accept (RFC 1952 2.3.1, RFC 8878 3.1.1).
 pub(crate) const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
@@ -95,33 +96,44 @@ pub(crate) fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize>
 }
 
 /// [`spill`] with the writing and hashing of the decompressed bytes on a thread of their own, so decompression
-/// (the longest step of reading an image) never waits for them. Returns the file and the digest of what was
-/// written, when a hasher was given.
+/// (the longest step of reading an image) never waits for them; that thread also shows the data to `lookahead`.
+/// Returns the decompressed bytes and their digest, when a hasher was given.
 pub(crate) fn spill_hashed(
     magic: &[u8],
     reader: impl Read,
     hasher: Option<Hasher>,
-) -> io::Result<(File, Option<Digest>)> {
+    lookahead: Option<&dyn Lookahead>,
+) -> io::Result<(Blob, Option<Digest>)> {
     const CHUNK: usize = 1 << 20;
+    const QUEUE: usize = 8;
     let mut decoder = decoder(magic, reader)?;
-    let file = tempfile::tempfile()?;
+    let file = Arc::new(tempfile::tempfile()?);
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
-        let writer = scope.spawn(move || -> io::Result<(File, Option<Digest>)> {
-            let mut file = file;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE);
+        // Emptied buffers go back to be filled again: fresh megabytes would each cost page faults.
+        let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE + 2);
+        let spill = &file;
+        let writer = scope.spawn(move || -> io::Result<(u64, Option<Digest>)> {
             let mut hasher = hasher;
+            let mut scan = lookahead.map(|l| TarScan::new(l, spill));
+            let mut len = 0u64;
             for chunk in rx {
                 if let Some(h) = hasher.as_mut() {
                     h.update(&chunk);
                 }
-                file.write_all(&chunk)?;
+                (&**spill).write_all(&chunk)?;
+                len += chunk.len() as u64;
+                if let Some(scan) = scan.as_mut() {
+                    scan.feed(&chunk);
+                }
+                let _ = back_tx.try_send(chunk);
             }
-            file.seek(SeekFrom::Start(0))?;
-            Ok((file, hasher.map(Hasher::finish)))
+            Ok((len, hasher.map(Hasher::finish)))
         });
         let decoded = (|| -> io::Result<()> {
             loop {
-                let mut buf = vec![0u8; CHUNK];
+                let mut buf = back_rx.try_recv().unwrap_or_default();
+                buf.resize(CHUNK, 0);
                 let n = read_up_to(&mut decoder, &mut buf)?;
                 if n == 0 {
                     return Ok(());
@@ -135,7 +147,8 @@ pub(crate) fn spill_hashed(
         drop(tx);
         let written = writer.join().map_err(|_| io::Error::other("the layer writer thread panicked"))?;
         decoded?;
-        written
+        let (len, digest) = written?;
+        Ok((Blob { file: Arc::clone(&file), offset: 0, len }, digest))
     })
 }
 

@@ -11,6 +11,7 @@ mod tarball;
 use std::io;
 use std::path::PathBuf;
 
+pub use clay_oci::Lookahead;
 pub use clay_oci::{ImageConfig, Platform};
 pub use dir::read_dir;
 pub use spec::SourceSpec;
@@ -61,6 +62,8 @@ pub struct ReadOptions {
     pub platform: Option<String>,
     /// For `docker://`: accept any certificate and fall back to plain HTTP (`--tls-verify=false`).
     pub insecure: bool,
+    /// Shown file data while an image's compressed layers are decompressed (see [`Lookahead`]).
+    pub lookahead: Option<std::sync::Arc<dyn Lookahead>>,
 }
 
 /// A source read into memory.
@@ -102,7 +105,7 @@ pub fn read_source_with_progress(
     progress: Option<&dyn Fn(clay_registry::ProgressEvent)>,
 ) -> Result<Source, SourceError> {
     let platform = options.platform.as_deref().map(str::parse::<Platform>).transpose()?;
-    let oci_options = clay_oci::ReadOptions { platform };
+    let oci_options = clay_oci::ReadOptions { platform, lookahead: options.lookahead.clone() };
     let mut oci_warn = |w: String| warn(Warning(w));
     let image = match spec {
         SourceSpec::Dir(path) => return Ok(Source { tree: read_dir(path, warn)?, config: None }),

@@ -3,12 +3,15 @@
 //! they were read, so a file's blocks stay contiguous and the output does not depend on the thread count.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use clay_tree::{lossy, Entry, InodeId, Kind, Tree};
+use clay_tree::{lossy, Content, Entry, ExactReader, InodeId, Kind, Tree};
 
+use crate::ahead::AheadBlocks;
 use crate::compress::BlockCompressor;
 use crate::ondisk::DATA_UNCOMPRESSED;
 use crate::{Options, SquashfsError};
@@ -49,21 +52,49 @@ struct Job {
     data: Vec<u8>,
 }
 
-enum Packed {
+pub(crate) enum Packed {
     Hole,
     Stored(Vec<u8>),
     Compressed(Vec<u8>),
 }
 
+impl Packed {
+    /// A full block of a file as the image stores it: a hole when it is all zeros, else compressed when that
+    /// makes it smaller, else as it is. Workers and [`crate::Precompressor`] both come here, so a block packed
+    /// ahead of time is the same bytes as one packed while writing.
+    pub(crate) fn file_block(comp: &mut BlockCompressor, data: Vec<u8>) -> io::Result<Packed> {
+        if data.iter().all(|b| *b == 0) {
+            return Ok(Packed::Hole);
+        }
+        Packed::compressed(comp, data)
+    }
+
+    fn compressed(comp: &mut BlockCompressor, data: Vec<u8>) -> io::Result<Packed> {
+        Ok(match comp.compress(&data)? {
+            Some(c) => Packed::Compressed(c),
+            None => Packed::Stored(data),
+        })
+    }
+
+    /// The bytes this block keeps in memory.
+    pub(crate) fn held(&self) -> usize {
+        match self {
+            Packed::Hole => 0,
+            Packed::Stored(b) | Packed::Compressed(b) => b.len(),
+        }
+    }
+}
+
 type Done = (u64, Tag, io::Result<Packed>);
 
 /// Writes the data of every regular file in `entries` (once per inode, in path order) to `out`, which is at
-/// absolute offset `at`.
+/// absolute offset `at`. Blocks found in `ahead` are taken from there instead of being read and compressed.
 pub(crate) fn write_data(
     tree: &Tree,
     entries: &[Entry],
     opts: &Options,
     block_log: u16,
+    ahead: Option<&mut AheadBlocks>,
     out: &mut dyn Write,
     at: u64,
 ) -> Result<DataSection, SquashfsError> {
@@ -95,7 +126,7 @@ pub(crate) fn write_data(
             fragments: Vec::new(),
             done: done_rx,
         };
-        let result = produce(tree, entries, block_log, &job_tx, &mut sink);
+        let result = produce(tree, entries, block_log, ahead, &job_tx, &mut sink);
         // Closing the queue lets the workers finish; then every outstanding block is written.
         drop(job_tx);
         let content_bytes = result?;
@@ -121,13 +152,9 @@ fn worker(
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let packed = if matches!(job.tag, Tag::File(_)) && job.data.iter().all(|b| *b == 0) {
-            Ok(Packed::Hole)
-        } else {
-            comp.compress(&job.data).map(|c| match c {
-                Some(c) => Packed::Compressed(c),
-                None => Packed::Stored(job.data),
-            })
+        let packed = match job.tag {
+            Tag::File(_) => Packed::file_block(&mut comp, job.data),
+            Tag::Fragment => Packed::compressed(&mut comp, job.data),
         };
         if done.send((job.seq, job.tag, packed)).is_err() {
             return;
@@ -140,6 +167,7 @@ fn produce(
     tree: &Tree,
     entries: &[Entry],
     block_log: u16,
+    mut ahead: Option<&mut AheadBlocks>,
     jobs: &mpsc::SyncSender<Job>,
     sink: &mut Sink<'_>,
 ) -> Result<u64, SquashfsError> {
@@ -158,12 +186,23 @@ fn produce(
         let name = lossy(&e.path);
         let len = content.len();
         total += len;
-        let mut reader = content.reader(&name)?;
+        let mut reader = match content {
+            Content::Range { file, offset, .. } => Blocks::At { file, pos: *offset },
+            other => Blocks::Stream(other.reader(&name)?),
+        };
         let mut left = len;
         while left >= block_size as u64 {
-            let mut buf = vec![0u8; block_size];
-            read_full(&mut reader, &mut buf, &name)?;
             left -= block_size as u64;
+            // A block packed ahead of time is the one at the same offset of the same open file: the same bytes.
+            if let (Some(ahead), Blocks::At { file, pos }) = (ahead.as_deref_mut(), &mut reader) {
+                if let Some(packed) = ahead.take(file, *pos) {
+                    *pos += block_size as u64;
+                    sink.submit_packed(Tag::File(index), packed)?;
+                    continue;
+                }
+            }
+            let mut buf = vec![0u8; block_size];
+            reader.read(&mut buf, &name)?;
             sink.submit(jobs, Tag::File(index), buf)?;
         }
         // `left` is below the block size here.
@@ -176,7 +215,7 @@ fn produce(
             }
             let offset = fragment.len();
             fragment.resize(offset + tail, 0);
-            read_full(&mut reader, &mut fragment[offset..], &name)?;
+            reader.read(&mut fragment[offset..], &name)?;
             let index_u32 = u32::try_from(fragment_count).map_err(|_| SquashfsError::TooLarge("fragment table"))?;
             let offset_u32 = u32::try_from(offset).map_err(|_| SquashfsError::TooLarge("fragment"))?;
             sink.files[index].1.fragment = Some((index_u32, offset_u32));
@@ -188,8 +227,21 @@ fn produce(
     Ok(total)
 }
 
-fn read_full(reader: &mut dyn Read, buf: &mut [u8], name: &str) -> Result<(), SquashfsError> {
-    reader.read_exact(buf).map_err(|source| SquashfsError::Read { path: name.to_owned(), source })
+/// A file's content read in order: streamed, or, for a byte range of an open file, by position, so that blocks
+/// taken from [`AheadBlocks`] are never read at all.
+enum Blocks<'a> {
+    Stream(ExactReader<'a>),
+    At { file: &'a Arc<File>, pos: u64 },
+}
+
+impl Blocks<'_> {
+    fn read(&mut self, buf: &mut [u8], name: &str) -> Result<(), SquashfsError> {
+        let read = match self {
+            Blocks::Stream(reader) => reader.read_exact(buf),
+            Blocks::At { file, pos } => file.read_exact_at(buf, *pos).map(|()| *pos += buf.len() as u64),
+        };
+        read.map_err(|source| SquashfsError::Read { path: name.to_owned(), source })
+    }
 }
 
 /// Writes finished blocks in submission order and records where they went.
@@ -220,6 +272,14 @@ impl Sink<'_> {
         Ok(())
     }
 
+    /// Queues a block packed ahead of time, in order with the others.
+    fn submit_packed(&mut self, tag: Tag, packed: Packed) -> Result<(), SquashfsError> {
+        let seq = self.submitted;
+        self.submitted += 1;
+        self.waiting.insert(seq, (tag, packed));
+        self.write_ready()
+    }
+
     fn drain_all(&mut self) -> Result<(), SquashfsError> {
         while self.next < self.submitted {
             self.wait_one()?;
@@ -235,6 +295,11 @@ impl Sink<'_> {
 
     fn accept(&mut self, (seq, tag, packed): Done) -> Result<(), SquashfsError> {
         self.waiting.insert(seq, (tag, packed.map_err(SquashfsError::Compress)?));
+        self.write_ready()
+    }
+
+    /// Writes every block whose turn has come.
+    fn write_ready(&mut self) -> Result<(), SquashfsError> {
         while let Some((tag, packed)) = self.waiting.remove(&self.next) {
             self.next += 1;
             self.write(tag, packed)?;

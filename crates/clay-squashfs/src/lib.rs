@@ -11,6 +11,7 @@
 //! directory table, fragment table, export table, id table, xattr tables, then zero padding to 4 KiB so the
 //! image can sit on a loop device.
 
+mod ahead;
 mod compress;
 mod data;
 mod metadata;
@@ -22,6 +23,7 @@ use std::io::{self, Seek, SeekFrom, Write};
 use clay_tree::{ContentError, Tree};
 use zerocopy::IntoBytes;
 
+pub use ahead::{AheadBlocks, Precompressor};
 use compress::BlockCompressor;
 use metadata::{indexed_table, MetaWriter};
 use ondisk::*;
@@ -110,13 +112,25 @@ pub enum SquashfsError {
 /// Writes `tree` as a squashfs image to `out`, starting at its current position; `out` is left just past the
 /// image.
 pub fn write_squashfs(tree: &Tree, opts: &Options, out: &mut (impl Write + Seek)) -> Result<Stats, SquashfsError> {
+    write_squashfs_with(tree, opts, None, out)
+}
+
+/// [`write_squashfs`], taking file blocks from `ahead` (a [`Precompressor`]'s work) where it has them. The image
+/// is the same bytes either way; blocks packed for other options are ignored.
+pub fn write_squashfs_with(
+    tree: &Tree,
+    opts: &Options,
+    ahead: Option<&mut AheadBlocks>,
+    out: &mut (impl Write + Seek),
+) -> Result<Stats, SquashfsError> {
     let block_log = block_log(opts.block_size)?;
     let base = out.stream_position().map_err(SquashfsError::Write)?;
     // The superblock is written last, once the table positions are known.
     let super_len = size_of::<SuperBlock>() as u64;
     out.write_all(&[0u8; size_of::<SuperBlock>()]).map_err(SquashfsError::Write)?;
     let entries = tree.walk();
-    let data = data::write_data(tree, &entries, opts, block_log, out, super_len)?;
+    let ahead = ahead.filter(|a| a.fits(opts));
+    let data = data::write_data(tree, &entries, opts, block_log, ahead, out, super_len)?;
     let mut comp = BlockCompressor::new(opts.compression, block_log).map_err(SquashfsError::Compress)?;
     let t = tables::build(tree, &entries, &data, opts, block_log, &mut comp)?;
 

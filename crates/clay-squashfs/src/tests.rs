@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::Path;
+use std::sync::Arc;
 
 use clay_testkit::trees::{
     add_long_paths, add_specials, clamped, file, host_file, meta, node, noise, sample_root, with_xattrs, T0,
@@ -164,4 +165,85 @@ fn unsupported_xattrs_are_reported_not_silently_lost() {
     assert_eq!(stats.notes.len(), 1);
     assert!(stats.notes[0].contains("`/f`"), "{:?}", stats.notes);
     let _ = sh("true");
+}
+
+/// A tree whose files are byte ranges of one open file, as an image layer's spill file gives them: several full
+/// blocks with a tail, a hole block, and a file smaller than a block.
+fn range_tree() -> (Tree, Arc<std::fs::File>, Vec<(u64, u64)>) {
+    use std::io::Write as _;
+    let block = u64::from(DEFAULT_BLOCK_SIZE);
+    let mut spill = tempfile::tempfile().unwrap();
+    let mut hole = noise(usize::try_from(3 * block).unwrap(), 9);
+    hole[usize::try_from(block).unwrap()..usize::try_from(2 * block).unwrap()].fill(0);
+    let parts = [noise(usize::try_from(4 * block + 513).unwrap(), 7), hole, noise(1000, 8)];
+    let mut ranges = Vec::new();
+    let mut at = 512; // as in a tar: data after a header
+    for part in &parts {
+        spill.write_all(&vec![0xaa; usize::try_from(at - ranges.last().map_or(0, |(o, l)| o + l)).unwrap()]).unwrap();
+        spill.write_all(part).unwrap();
+        ranges.push((at, part.len() as u64));
+        at += (part.len() as u64).next_multiple_of(512) + 512;
+    }
+    let file = Arc::new(spill);
+    let mut t = Tree::new(meta(0o755, 0, 0, T0));
+    for (i, (offset, len)) in ranges.iter().enumerate() {
+        let content = clay_tree::Content::Range { file: Arc::clone(&file), offset: *offset, len: *len };
+        node(&mut t, &format!("f{i}"), meta(0o644, 0, 0, T0), Kind::File(content));
+    }
+    (t, file, ranges)
+}
+
+/// Offers every full block of `ranges`, waiting for the threads when they are busy, as a test can afford to.
+fn offer_all(pre: &Precompressor, file: &Arc<std::fs::File>, ranges: &[(u64, u64)]) -> usize {
+    use std::os::unix::fs::FileExt as _;
+    let block = pre.block_size();
+    let mut offered = 0;
+    for (offset, len) in ranges {
+        for i in 0..len / block {
+            let mut data = vec![0u8; usize::try_from(block).unwrap()];
+            file.read_exact_at(&mut data, offset + i * block).unwrap();
+            while !pre.offer(file, offset + i * block, &data) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            offered += 1;
+        }
+    }
+    offered
+}
+
+#[test]
+fn blocks_packed_ahead_give_the_same_image_and_are_all_used() {
+    let (tree, file, ranges) = range_tree();
+    let opts = Options { compression: Compression::Zstd { level: 3 }, clamp_mtime: Some(CLAMP), ..Options::default() };
+    let plain = write(&tree, &opts);
+
+    let pre = Precompressor::new(&opts).unwrap();
+    let offered = offer_all(&pre, &file, &ranges);
+    assert_eq!(offered, 4 + 3);
+    let mut ahead = pre.finish();
+    assert_eq!(ahead.len(), offered, "every offered block was packed, the hole too");
+    let mut out = Cursor::new(Vec::new());
+    write_squashfs_with(&tree, &opts, Some(&mut ahead), &mut out).unwrap();
+    assert!(out.into_inner() == plain, "blocks packed ahead changed the image");
+    assert!(ahead.is_empty(), "{} blocks packed ahead were not used", ahead.len());
+    round_trip(&tree, &opts);
+
+    // Blocks packed for another compressor are not used.
+    let pre = Precompressor::new(&Options { compression: Compression::Zstd { level: 1 }, ..opts.clone() }).unwrap();
+    offer_all(&pre, &file, &ranges);
+    let mut other = pre.finish();
+    let mut out = Cursor::new(Vec::new());
+    write_squashfs_with(&tree, &opts, Some(&mut other), &mut out).unwrap();
+    assert!(out.into_inner() == plain);
+    assert_eq!(other.len(), 7, "blocks packed for zstd:1 were used for zstd:3");
+}
+
+#[test]
+fn offers_of_the_wrong_size_or_after_finishing_are_refused() {
+    let (_, file, _) = range_tree();
+    let pre = Precompressor::new(&Options::default()).unwrap();
+    assert!(!pre.offer(&file, 0, &[1; 100]));
+    let ahead = pre.finish();
+    assert!(ahead.is_empty());
+    assert!(!pre.offer(&file, 0, &vec![1; DEFAULT_BLOCK_SIZE as usize]));
 }

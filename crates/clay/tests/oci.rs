@@ -63,6 +63,11 @@ fn container_images_in_every_local_transport_boot_with_their_layers_merged() {
         assert!(console.contains(&format!("tiny: layer-file {ADDED}, /bin/vi absent")), "{source}:\n{console}");
         assert!(console.contains("tiny: hosts 127.0.0.1 localhost tiny"), "{source}:\n{console}");
     }
+    // The oci-archive's layers are gzip: while they inflated, blocks of the root image were compressed ahead on
+    // the idle cores. The docker-archive's layers are plain, so none were. The same image gives the same bytes.
+    let ahead = std::fs::read(w.join("out/image-0.efi")).unwrap();
+    let plain = std::fs::read(w.join("out/image-2.efi")).unwrap();
+    assert!(ahead == plain, "the UKI from gzip layers differs from the UKI from the same layers uncompressed");
 
     // The same image from a real registry on loopback (htpasswd auth): skopeo pushes it, clay pulls it with the
     // credentials of an auth file, and the UKI boots; wrong credentials fail in one sentence with no output.

@@ -221,7 +221,7 @@ pub(crate) fn tagged(mut desc: Value, tag: &str) -> Value {
 }
 
 pub(crate) fn opts(platform: Option<&str>) -> ReadOptions {
-    ReadOptions { platform: platform.map(|p| p.parse().unwrap()) }
+    ReadOptions { platform: platform.map(|p| p.parse().unwrap()), ..ReadOptions::default() }
 }
 
 /// Reads a layout directory holding one image made of `layers`.

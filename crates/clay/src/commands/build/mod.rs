@@ -15,6 +15,7 @@ use clay_source::SourceSpec;
 use clay_tree::{Content, Kind, Tree};
 use clay_vdisk::VmFormat;
 
+mod ahead;
 mod bios;
 mod containerdisk;
 mod containerfile;
@@ -250,20 +251,22 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     // Keys are checked before any work, so a wrong passphrase or an expired certificate fails in a second.
     let signer = sign::from_args(args.sign_key.as_ref(), args.sign_cert.as_ref())?;
     status(&format!("reading {}", spec.describe()));
-    let read_options = clay_source::ReadOptions { platform: args.platform.clone(), insecure: !args.tls_verify };
+    let lookahead = ahead::SquashfsAhead::start(&args, &spec, &formats);
+    let read_options = clay_source::ReadOptions {
+        platform: args.platform.clone(),
+        insecure: !args.tls_verify,
+        lookahead: lookahead.clone().map(|l| l as Arc<dyn clay_source::Lookahead>),
+    };
     let progress = crate::progress::blobs();
     let progress = progress.as_ref().map(|p| p as &dyn Fn(clay_registry::ProgressEvent));
     let tree = clay_source::read_source_with_progress(&spec, &read_options, &mut |w| warn(&w.0), progress)?.tree;
+    let ahead = lookahead.map_or_else(ahead::Blocks::default, |l| l.finish());
     let mut boot = if formats.iter().any(|f| f.boots()) { Some(BootInputs::find(&tree, &args)?) } else { None };
     let has_disk = formats.iter().any(|f| f.is_disk());
     let prepared = match boot.as_mut() {
         Some(b) => {
             let mut options = root::RootOptions {
-                model: args.root.unwrap_or(match args.compression {
-                    // lz4 and none exist for the initramfs only: asking for them without --root means RAM.
-                    Some(Compression::Lz4 | Compression::None) => root::RootModel::Ram,
-                    _ => root::RootModel::Compressed,
-                }),
+                model: root::model(&args),
                 fs: args.root_fs,
                 data_size: args.data_size,
                 data_mount: &args.data_mount,
@@ -271,6 +274,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
                 epoch,
                 has_disk,
                 has_iso: formats.contains(&Format::Iso),
+                ahead: &ahead,
             };
             let prepared = match root::prepare(&tree, &b.release, &options) {
                 // The default model needs loop, squashfs and overlay; a kernel without them still boots from RAM.
@@ -437,7 +441,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
             }
             (Format::Squashfs | Format::Erofs, [out]) => {
                 let fs = if format == Format::Squashfs { root::RootFs::Squashfs } else { root::RootFs::Erofs };
-                root::write_fs_image(&tree, fs, args.compression, epoch, out.file()?)?;
+                root::write_fs_image(&tree, fs, args.compression, epoch, &ahead, out.file()?)?;
             }
             (Format::Tar, [tar]) => {
                 let opts = clay_tarball::Options { clamp_mtime: epoch };

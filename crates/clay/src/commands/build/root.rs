@@ -66,6 +66,17 @@ pub struct RootOptions<'a> {
     pub has_disk: bool,
     /// Whether an ISO is being built.
     pub has_iso: bool,
+    /// Root image blocks compressed while the source was read.
+    pub ahead: &'a super::ahead::Blocks,
+}
+
+/// The root model `--root` names, or the default: `compressed`, unless `--compression` names one only the
+/// initramfs knows (lz4, none), which means RAM.
+pub fn model(args: &super::BuildArgs) -> RootModel {
+    args.root.unwrap_or(match args.compression {
+        Some(Compression::Lz4 | Compression::None) => RootModel::Ram,
+        _ => RootModel::Compressed,
+    })
 }
 
 /// Where the root image lives in the initramfs of the `compressed` model.
@@ -343,27 +354,35 @@ fn squashfs_compression(c: Option<Compression>) -> Result<clay_squashfs::Compres
 /// Writes `tree` as the root filesystem image (`--root-fs`) into a temporary file.
 fn root_image(tree: &Tree, o: &RootOptions<'_>) -> Result<Content> {
     let mut file = tempfile::tempfile().context("cannot create a temporary file for the root image")?;
-    let len = write_fs_image(tree, o.fs, o.compression, o.epoch, &mut file)?;
+    let len = write_fs_image(tree, o.fs, o.compression, o.epoch, o.ahead, &mut file)?;
     Ok(Content::Range { file: Arc::new(file), offset: 0, len })
 }
 
-/// Writes `tree` as a squashfs or EROFS image into `out` from its start; returns the image's length.
+/// The squashfs options `--compression` and the epoch give.
+pub fn squashfs_options(compression: Option<Compression>, epoch: Option<i64>) -> Result<clay_squashfs::Options> {
+    Ok(clay_squashfs::Options {
+        compression: squashfs_compression(compression)?,
+        clamp_mtime: epoch,
+        ..clay_squashfs::Options::default()
+    })
+}
+
+/// Writes `tree` as a squashfs or EROFS image into `out` from its start, taking the blocks in `ahead`; returns
+/// the image's length.
 pub fn write_fs_image(
     tree: &Tree,
     fs: RootFs,
     compression: Option<Compression>,
     epoch: Option<i64>,
+    ahead: &super::ahead::Blocks,
     out: &mut File,
 ) -> Result<u64> {
     let mut buffered = BufWriter::with_capacity(1 << 20, &mut *out);
     let len = match fs {
         RootFs::Squashfs => {
-            let opts = clay_squashfs::Options {
-                compression: squashfs_compression(compression)?,
-                clamp_mtime: epoch,
-                ..clay_squashfs::Options::default()
-            };
-            let stats = clay_squashfs::write_squashfs(tree, &opts, &mut buffered)?;
+            let opts = squashfs_options(compression, epoch)?;
+            let mut ahead = ahead.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            let stats = clay_squashfs::write_squashfs_with(tree, &opts, ahead.as_mut(), &mut buffered)?;
             for note in &stats.notes {
                 warn(note);
             }
