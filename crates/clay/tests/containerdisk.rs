@@ -10,25 +10,6 @@ use std::process::Command;
 use clay_testkit::registry::{Registry, PASSWORD, USER};
 use common::*;
 
-const EPOCH: &str = "1700000000";
-
-/// Builds the tiny system with `formats` into `work/NAME.*`.
-fn build_tiny(work: &Path, name: &str, formats: &[&str]) -> PathBuf {
-    let root = work.join("rootfs");
-    if !root.exists() {
-        tiny_system(&root);
-    }
-    let base = work.join(name);
-    let mut cmd = clay();
-    cmd.args(["build", root.to_str().unwrap(), "-o", base.to_str().unwrap(), "--cmdline", TINY_CMDLINE]);
-    for f in formats {
-        cmd.args(["--format", f]);
-    }
-    let out = cmd.env("SOURCE_DATE_EPOCH", EPOCH).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    base
-}
-
 fn with_ext(base: &Path, ext: &str) -> PathBuf {
     PathBuf::from(format!("{}.{ext}", base.display()))
 }
@@ -64,7 +45,7 @@ fn unpack_only_layer(dir: &Path, into: &Path) -> String {
 #[test]
 fn containerdisk_holds_the_qcow2_for_kubevirt_and_is_reproducible() {
     let work = tempfile::tempdir().unwrap();
-    let base = build_tiny(work.path(), "tiny", &["containerdisk", "qcow2"]);
+    let base = build_tiny(work.path(), "tiny", &["containerdisk", "qcow2"], &[]);
     let archive = with_ext(&base, "containerdisk.tar");
     let qcow2 = with_ext(&base, "qcow2");
 
@@ -91,7 +72,7 @@ fn containerdisk_holds_the_qcow2_for_kubevirt_and_is_reproducible() {
     let check = sh(&format!("qemu-img check {}", inside.display()));
     assert!(check.contains("No errors were found"), "{check}");
 
-    let again = build_tiny(work.path(), "again", &["containerdisk"]);
+    let again = build_tiny(work.path(), "again", &["containerdisk"], &[]);
     assert!(
         std::fs::read(with_ext(&again, "containerdisk.tar")).unwrap() == std::fs::read(&archive).unwrap(),
         "two builds with the same SOURCE_DATE_EPOCH differ"
@@ -110,7 +91,7 @@ fn push(file: &Path, dest: &str, auth: &Path) -> std::process::Output {
 #[test]
 fn pushed_containerdisk_pulls_back_with_the_same_disk() {
     let work = tempfile::tempdir().unwrap();
-    let base = build_tiny(work.path(), "tiny", &["containerdisk", "qcow2"]);
+    let base = build_tiny(work.path(), "tiny", &["containerdisk", "qcow2"], &[]);
     let archive = with_ext(&base, "containerdisk.tar");
     let reg = Registry::start();
     let dest = format!("docker://{}/clay/tiny:1", reg.host());
@@ -150,7 +131,7 @@ fn pushed_containerdisk_pulls_back_with_the_same_disk() {
 #[test]
 fn uki_and_disk_are_pushed_as_artifacts_with_their_file_names() {
     let work = tempfile::tempdir().unwrap();
-    let base = build_tiny(work.path(), "tiny", &["efi", "raw"]);
+    let base = build_tiny(work.path(), "tiny", &["efi", "raw"], &[]);
     let reg = Registry::start();
     let auth = reg.auth_file(reg.dir.path(), USER, PASSWORD);
     let creds = format!("{USER}:{PASSWORD}");

@@ -7,23 +7,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-/// Builds the tiny system into `out/tiny.*` with the given formats and a fixed SOURCE_DATE_EPOCH.
-fn build_tiny(work: &Path, name: &str, formats: &[&str], extra: &[&str]) -> PathBuf {
-    let root = work.join("rootfs");
-    if !root.exists() {
-        tiny_system(&root);
-    }
-    let base = work.join(name);
-    let mut cmd = clay();
-    cmd.args(["build", root.to_str().unwrap(), "-o", base.to_str().unwrap(), "--cmdline", TINY_CMDLINE]);
-    for f in formats {
-        cmd.args(["--format", f]);
-    }
-    let out = cmd.args(extra).env("SOURCE_DATE_EPOCH", "1700000000").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    base
-}
-
 fn with_ext(base: &Path, ext: &str) -> PathBuf {
     PathBuf::from(format!("{}.{ext}", base.display()))
 }

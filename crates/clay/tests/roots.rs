@@ -8,25 +8,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-const EPOCH: &str = "1700000000";
-
-/// Builds the tiny system (made once per `work` directory) into `work/NAME.*`.
-fn build_tiny(work: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let root = work.join("rootfs");
-    if !root.exists() {
-        tiny_system(&root);
-    }
-    let base = work.join(name);
-    let out = clay()
-        .args(["build", root.to_str().unwrap(), "-o", base.to_str().unwrap(), "--cmdline", TINY_CMDLINE])
-        .args(args)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    base
-}
-
 fn with_ext(base: &Path, ext: &str) -> PathBuf {
     PathBuf::from(format!("{}.{ext}", base.display()))
 }
@@ -59,7 +40,7 @@ fn partition(img: &Path, name: &str) -> (u64, u64) {
 fn compressed_root_boots_as_an_overlay_of_a_squashfs_in_the_initramfs() {
     let work = tempfile::tempdir().unwrap();
     // The default root model.
-    let base = build_tiny(work.path(), "tiny", &["-f", "efi"]);
+    let base = build_tiny(work.path(), "tiny", &["efi"], &[]);
     let efi = with_ext(&base, "efi");
     let console = boot_efi(&efi, TINY_MARKER, 1024, 240);
     assert_eq!(root_fs(&console), "overlay", "{console}");
@@ -84,7 +65,7 @@ fn compressed_root_boots_as_an_overlay_of_a_squashfs_in_the_initramfs() {
 #[test]
 fn verity_root_boots_from_the_disk_and_a_flipped_byte_stops_the_boot() {
     let work = tempfile::tempdir().unwrap();
-    let base = build_tiny(work.path(), "tiny", &["--root", "verity", "-f", "raw"]);
+    let base = build_tiny(work.path(), "tiny", &["raw"], &["--root", "verity"]);
     let img = with_ext(&base, "img");
     let verify = sh(&format!("sgdisk -v {}", img.display()));
     assert!(verify.contains("No problems found"), "{verify}");
@@ -136,8 +117,8 @@ fn verity_root_boots_from_the_disk_and_a_flipped_byte_stops_the_boot() {
 #[test]
 fn data_partition_keeps_what_the_system_writes_across_boots() {
     let work = tempfile::tempdir().unwrap();
-    let args = ["--root", "compressed", "-f", "raw", "--data-size", "64M"];
-    let base = build_tiny(work.path(), "tiny", &args);
+    let extra = ["--root", "compressed", "--data-size", "64M"];
+    let base = build_tiny(work.path(), "tiny", &["raw"], &extra);
     let img = with_ext(&base, "img");
     let (at, len) = partition(&img, "clay-data");
     assert_eq!(len, 64 << 20);
@@ -149,7 +130,7 @@ fn data_partition_keeps_what_the_system_writes_across_boots() {
         part.display()
     ));
     // Bit-identical across builds.
-    let again = build_tiny(work.path(), "again", &args);
+    let again = build_tiny(work.path(), "again", &["raw"], &extra);
     let sums = sh(&format!("sha256sum < {} && sha256sum < {}", img.display(), with_ext(&again, "img").display()));
     let lines: Vec<&str> = sums.lines().collect();
     assert_eq!(lines[0], lines[1], "two builds differ");
@@ -170,9 +151,9 @@ fn data_partition_keeps_what_the_system_writes_across_boots() {
 #[test]
 fn root_images_alone_pass_their_reference_tools_and_are_reproducible() {
     let work = tempfile::tempdir().unwrap();
-    let args = ["-f", "squashfs", "-f", "erofs", "--compression", "zstd:15"];
-    let base = build_tiny(work.path(), "tiny", &args);
-    let again = build_tiny(work.path(), "again", &args);
+    let (formats, extra) = (["squashfs", "erofs"], ["--compression", "zstd:15"]);
+    let base = build_tiny(work.path(), "tiny", &formats, &extra);
+    let again = build_tiny(work.path(), "again", &formats, &extra);
     let sqfs = with_ext(&base, "squashfs");
     let listing = sh(&format!("unsquashfs -lls {}", sqfs.display()));
     assert!(listing.contains("squashfs-root/sbin/init") && listing.contains("squashfs-root/bin/busybox"), "{listing}");

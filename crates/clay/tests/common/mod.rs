@@ -51,6 +51,25 @@ pub fn clay_err(cmd: &mut Command) -> String {
     stderr
 }
 
+/// Builds the tiny example system into `work/NAME.*` and returns that base path. The system is made once per `work`
+/// directory (in `work/rootfs`); each of `formats` becomes a `--format`, `extra` follows as it is, and the build runs
+/// with the tiny command line and a fixed SOURCE_DATE_EPOCH (1700000000).
+pub fn build_tiny(work: &Path, name: &str, formats: &[&str], extra: &[&str]) -> PathBuf {
+    let root = work.join("rootfs");
+    if !root.exists() {
+        tiny_system(&root);
+    }
+    let base = work.join(name);
+    let mut cmd = clay();
+    cmd.args(["build", root.to_str().unwrap(), "-o", base.to_str().unwrap(), "--cmdline", TINY_CMDLINE]);
+    for f in formats {
+        cmd.args(["--format", f]);
+    }
+    let out = cmd.args(extra).env("SOURCE_DATE_EPOCH", "1700000000").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    base
+}
+
 /// Boots a UKI under OVMF and returns the console output once `marker` appeared.
 pub fn boot_efi(image: &Path, marker: &str, memory_mib: u32, timeout_s: u64) -> String {
     let mut opts = clay_qemu::RunOptions::new(clay_qemu::Boot::Efi(image.to_owned()));
