@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use crate::checks::Checks;
 use crate::digest::Digest;
 use crate::layers::{LayerBlob, Merge};
 use crate::platform::Platform;
@@ -78,13 +79,15 @@ struct Reader<'a> {
     image: String,
     platform: Platform,
     lookahead: Option<Arc<dyn Lookahead>>,
+    defer_checks: bool,
     warn: &'a mut dyn FnMut(String),
 }
 
 impl<'a> Reader<'a> {
     fn new(store: &'a Store, image: String, options: &ReadOptions, warn: &'a mut dyn FnMut(String)) -> Self {
         let platform = options.platform.clone().unwrap_or_else(Platform::host);
-        Reader { store, image, platform, lookahead: options.lookahead.clone(), warn }
+        let (lookahead, defer_checks) = (options.lookahead.clone(), options.defer_checks);
+        Reader { store, image, platform, lookahead, defer_checks, warn }
     }
 
     fn invalid(&self, what: impl Into<String>, reason: impl Into<String>) -> OciError {
@@ -426,10 +429,23 @@ impl<'a> Reader<'a> {
     fn merge(&mut self, config_digest: Digest, config: ConfigJson, layers: Vec<LayerBlob>) -> Result<Image, OciError> {
         let mut merge = Merge::new();
         let mut names = Vec::new();
+        let mut checks = Checks::default();
         for layer in &layers {
-            let tar = layer.verified_tar(&self.image, self.lookahead.as_deref())?;
-            merge.apply(&self.image, &layer.name, &tar, self.warn)?;
+            // Each layer is merged while its digests are still being checked; any error then defers to theirs.
+            let tar = match layer.tar(&self.image, self.lookahead.as_deref()) {
+                Ok((tar, layer_checks)) => {
+                    checks.append(layer_checks);
+                    tar
+                }
+                Err(e) => return Err(checks.explain(e)),
+            };
+            if let Err(e) = merge.apply(&self.image, &layer.name, &tar, self.warn) {
+                return Err(checks.explain(e));
+            }
             names.push(layer.name.clone());
+        }
+        if !self.defer_checks {
+            std::mem::take(&mut checks).wait()?;
         }
         let container = config.config.unwrap_or_default();
         let image_config = ImageConfig {
@@ -443,7 +459,14 @@ impl<'a> Reader<'a> {
             user: container.user.filter(|u| !u.is_empty()),
             labels: container.labels.unwrap_or_default(),
         };
-        Ok(Image { tree: merge.finish(), config: image_config, manifest_digest: None, config_digest, layers: names })
+        Ok(Image {
+            tree: merge.finish(),
+            config: image_config,
+            manifest_digest: None,
+            config_digest,
+            layers: names,
+            checks,
+        })
     }
 }
 

@@ -6,12 +6,12 @@
 //! symlink, so no entry can land outside the root or somewhere a symlink points.
 
 use std::collections::BTreeSet;
-use std::io;
 
 use clay_tree::{components, lossy, Inode, Kind, Metadata, Tree, TreeError};
 
-use crate::digest::{Digest, Hasher};
-use crate::store::{read_up_to, spill_hashed, Blob, GZIP_MAGIC, ZSTD_MAGIC};
+use crate::checks::Checks;
+use crate::digest::Digest;
+use crate::store::{spill, Blob, GZIP_MAGIC, ZSTD_MAGIC};
 use crate::tarentry::{tar_entry_inode, TarEntry};
 use crate::{Lookahead, OciError};
 
@@ -36,16 +36,10 @@ pub(crate) struct LayerBlob {
 }
 
 impl LayerBlob {
-    /// Checks the stored bytes against their digest and size, then returns the uncompressed tar: the blob itself
-    /// when it is plain, else an unlinked spill file, checked against the diff ID before it is used. While a
-    /// layer is decompressed, `lookahead` sees its files' data.
-    pub fn verified_tar(&self, image: &str, lookahead: Option<&dyn Lookahead>) -> Result<Blob, OciError> {
-        let mismatch = |digest: &Digest, found: Digest, what: &str| OciError::DigestMismatch {
-            image: image.to_owned(),
-            what: what.to_owned(),
-            digest: if what == "layer" { digest.to_string() } else { format!("{} ({digest})", self.name) },
-            found: found.to_string(),
-        };
+    /// The uncompressed tar (the blob itself when it is plain, else an unlinked spill file), with the checks of
+    /// its digests still running: the stored bytes against the layer digest, the tar against the diff ID. Only
+    /// the size is checked before this returns. While a layer is decompressed, `lookahead` sees its files' data.
+    pub fn tar(&self, image: &str, lookahead: Option<&dyn Lookahead>) -> Result<(Blob, Checks), OciError> {
         let read_err =
             |source| OciError::Decompress { what: format!("layer `{}` of image `{image}`", self.name), source };
         if let (Some(expected), Some(digest)) = (self.size, &self.digest) {
@@ -59,59 +53,32 @@ impl LayerBlob {
                 });
             }
         }
-        let magic = self.blob.magic().map_err(read_err)?;
-        let compressed = magic.starts_with(GZIP_MAGIC) || magic.starts_with(ZSTD_MAGIC);
-        if !compressed {
-            if let Some(digest) = &self.digest {
-                let found = hash(&self.blob, digest.hasher()).map_err(read_err)?;
-                if &found != digest {
-                    return Err(mismatch(digest, found, "layer"));
-                }
-            }
-            if let Some(diff_id) = self.diff_id.as_ref().filter(|d| Some(*d) != self.digest.as_ref()) {
-                let found = hash(&self.blob, diff_id.hasher()).map_err(read_err)?;
-                if &found != diff_id {
-                    return Err(mismatch(diff_id, found, "uncompressed layer"));
-                }
-            }
-            return Ok(self.blob.clone());
+        let mut checks = Checks::default();
+        if let Some(digest) = &self.digest {
+            checks.spawn(&self.blob, digest, image, "layer", digest.to_string());
         }
-        // Three things at once, none waiting for another: the stored bytes are hashed, decompressed, and the
-        // decompressed bytes hashed and written out. Nothing is used until both digests match.
-        let (stored, spilled) = std::thread::scope(|scope| {
-            let stored = self.digest.as_ref().map(|d| {
-                let hasher = d.hasher();
-                scope.spawn(move || hash(&self.blob, hasher))
-            });
-            let spilled =
-                spill_hashed(&magic, self.blob.section(), self.diff_id.as_ref().map(Digest::hasher), lookahead);
-            let stored =
-                stored.map(|job| job.join().unwrap_or_else(|_| Err(io::Error::other("a hash thread panicked"))));
-            (stored, spilled)
-        });
-        if let (Some(digest), Some(found)) = (&self.digest, stored) {
-            let found = found.map_err(read_err)?;
-            if &found != digest {
-                return Err(mismatch(digest, found, "layer"));
+        let diff_id = |checks: &mut Checks, tar: &Blob| {
+            if let Some(diff_id) = &self.diff_id {
+                checks.spawn(tar, diff_id, image, "uncompressed layer", format!("{} ({diff_id})", self.name));
             }
-        }
-        let (tar, found) = spilled.map_err(read_err)?;
-        if let (Some(diff_id), Some(found)) = (&self.diff_id, found) {
-            if &found != diff_id {
-                return Err(mismatch(diff_id, found, "uncompressed layer"));
+        };
+        let magic = match self.blob.magic() {
+            Ok(magic) => magic,
+            Err(e) => return Err(checks.explain(read_err(e))),
+        };
+        if !(magic.starts_with(GZIP_MAGIC) || magic.starts_with(ZSTD_MAGIC)) {
+            // Plain: the diff ID is the digest of the same bytes; hash them again only when it differs.
+            if self.digest.is_none() || self.diff_id != self.digest {
+                diff_id(&mut checks, &self.blob);
             }
+            return Ok((self.blob.clone(), checks));
         }
-        Ok(tar)
-    }
-}
-
-fn hash(blob: &Blob, mut hasher: Hasher) -> io::Result<Digest> {
-    let mut reader = blob.section();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match read_up_to(&mut reader, &mut buf)? {
-            0 => return Ok(hasher.finish()),
-            n => hasher.update(&buf[..n]),
+        match spill(&magic, self.blob.section(), lookahead) {
+            Ok(tar) => {
+                diff_id(&mut checks, &tar);
+                Ok((tar, checks))
+            }
+            Err(e) => Err(checks.explain(read_err(e))),
         }
     }
 }

@@ -2,11 +2,14 @@
 //! (`oci-archive:`) and `docker save` archives (`docker-archive:`), per the OCI image-spec v1.1 and Docker Image
 //! Manifest V2 Schema 2.
 //!
-//! Every blob is checked against its digest and size before it is used. Layers are merged in memory (whiteouts,
+//! Every blob is checked against its digest and size before the image is returned (or, when the caller defers
+//! the checks, before it commits anything it made from the image); layers are hashed on background threads
+//! while they are merged. Layers are merged in memory (whiteouts,
 //! opaque directories, hard links across layers) from byte ranges of the archive or of an unlinked spill file;
 //! nothing is ever extracted to, or written on, the host. Hostile entries (`..`, paths through symlinks, hard
 //! links to nowhere, PAX sizes that disagree with their header) are refused with the image, layer and entry named.
 
+mod checks;
 mod digest;
 mod image;
 mod layers;
@@ -22,6 +25,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use checks::Checks;
 pub use digest::Digest;
 pub use image::{read_docker_archive, read_layout, read_oci_archive};
 pub use platform::{ParsePlatformError, Platform};
@@ -34,6 +38,9 @@ pub struct ReadOptions {
     pub platform: Option<Platform>,
     /// Shown each file's data while compressed layers are still being decompressed.
     pub lookahead: Option<Arc<dyn Lookahead>>,
+    /// Return with the layers' digest checks still running, in [`Image::checks`], for a caller that waits for
+    /// them before it trusts what it made from the image. Otherwise they are waited for before returning.
+    pub defer_checks: bool,
 }
 
 /// Something that works on file data ahead of time, while the rest of a compressed layer is still being
@@ -60,6 +67,8 @@ pub struct Image {
     pub config_digest: Digest,
     /// The layers applied, lowest first, by the digest of their blob.
     pub layers: Vec<String>,
+    /// The layers' digest checks, still running when [`ReadOptions::defer_checks`] was set (else done).
+    pub checks: Checks,
 }
 
 /// What the image's configuration says about running it (OCI image-spec "Image Configuration", `config`).

@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clay_tree::Kind;
 
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::tarentry::{tar_entry_inode, TarEntry};
 use crate::tarscan::TarScan;
 use crate::{Lookahead, OciError};
@@ -95,15 +95,10 @@ pub(crate) fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize>
     Ok(n)
 }
 
-/// [`spill`] with the writing and hashing of the decompressed bytes on a thread of their own, so decompression
-/// (the longest step of reading an image) never waits for them; that thread also shows the data to `lookahead`.
-/// Returns the decompressed bytes and their digest, when a hasher was given.
-pub(crate) fn spill_hashed(
-    magic: &[u8],
-    reader: impl Read,
-    hasher: Option<Hasher>,
-    lookahead: Option<&dyn Lookahead>,
-) -> io::Result<(Blob, Option<Digest>)> {
+/// Decompresses `reader` (gzip or zstd, as `magic` says) into an unlinked temporary file in `$TMPDIR`. The
+/// writing is on a thread of its own, so decompression (the longest step of reading an image) never waits for it;
+/// that thread also shows the data to `lookahead`.
+pub(crate) fn spill(magic: &[u8], reader: impl Read, lookahead: Option<&dyn Lookahead>) -> io::Result<Blob> {
     const CHUNK: usize = 1 << 20;
     const QUEUE: usize = 8;
     let mut decoder = decoder(magic, reader)?;
@@ -113,14 +108,10 @@ pub(crate) fn spill_hashed(
         // Emptied buffers go back to be filled again: fresh megabytes would each cost page faults.
         let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE + 2);
         let spill = &file;
-        let writer = scope.spawn(move || -> io::Result<(u64, Option<Digest>)> {
-            let mut hasher = hasher;
+        let writer = scope.spawn(move || -> io::Result<u64> {
             let mut scan = lookahead.map(|l| TarScan::new(l, spill));
             let mut len = 0u64;
             for chunk in rx {
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&chunk);
-                }
                 (&**spill).write_all(&chunk)?;
                 len += chunk.len() as u64;
                 if let Some(scan) = scan.as_mut() {
@@ -128,7 +119,7 @@ pub(crate) fn spill_hashed(
                 }
                 let _ = back_tx.try_send(chunk);
             }
-            Ok((len, hasher.map(Hasher::finish)))
+            Ok(len)
         });
         let decoded = (|| -> io::Result<()> {
             loop {
@@ -147,8 +138,7 @@ pub(crate) fn spill_hashed(
         drop(tx);
         let written = writer.join().map_err(|_| io::Error::other("the layer writer thread panicked"))?;
         decoded?;
-        let (len, digest) = written?;
-        Ok((Blob { file: Arc::clone(&file), offset: 0, len }, digest))
+        Ok(Blob { file: Arc::clone(&file), offset: 0, len: written? })
     })
 }
 
@@ -161,37 +151,6 @@ fn decoder<'a>(magic: &[u8], reader: impl Read + 'a) -> io::Result<Box<dyn Read 
     } else {
         Box::new(reader)
     })
-}
-
-/// Decompresses `reader` (gzip or zstd, told by `magic`) into an unlinked temporary file in `$TMPDIR`, feeding
-/// every decompressed byte to `sink` too (a hasher). Plain data is copied as is.
-pub(crate) fn spill(magic: &[u8], reader: impl Read, sink: &mut dyn Write) -> io::Result<File> {
-    let decoder = decoder(magic, reader)?;
-    let file = tempfile::tempfile()?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut tee = Tee { a: &mut out, b: sink };
-    io::copy(&mut BufReader::with_capacity(1 << 20, decoder), &mut tee)?;
-    let mut file = out.into_inner().map_err(|e| e.into_error())?;
-    file.seek(SeekFrom::Start(0))?;
-    Ok(file)
-}
-
-struct Tee<'a> {
-    a: &'a mut dyn Write,
-    b: &'a mut dyn Write,
-}
-
-impl Write for Tee<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.a.write_all(buf)?;
-        self.b.write_all(buf)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.a.flush()?;
-        self.b.flush()
-    }
 }
 
 /// The files of an image: a layout directory, or an archive's entries by normalized name.
@@ -228,9 +187,8 @@ impl Store {
         let blob = Blob::whole(file).map_err(io_err)?;
         let magic = blob.magic().map_err(io_err)?;
         let blob = if magic.starts_with(GZIP_MAGIC) || magic.starts_with(ZSTD_MAGIC) {
-            let spilled = spill(&magic, blob.section(), &mut io::sink())
-                .map_err(|source| OciError::Decompress { what: path.display().to_string(), source })?;
-            Blob::whole(spilled).map_err(io_err)?
+            spill(&magic, blob.section(), None)
+                .map_err(|source| OciError::Decompress { what: path.display().to_string(), source })?
         } else {
             blob
         };

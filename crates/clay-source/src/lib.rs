@@ -11,7 +11,7 @@ mod tarball;
 use std::io;
 use std::path::PathBuf;
 
-pub use clay_oci::Lookahead;
+pub use clay_oci::{Checks, Lookahead};
 pub use clay_oci::{ImageConfig, Platform};
 pub use dir::read_dir;
 pub use spec::SourceSpec;
@@ -64,6 +64,9 @@ pub struct ReadOptions {
     pub insecure: bool,
     /// Shown file data while an image's compressed layers are decompressed (see [`Lookahead`]).
     pub lookahead: Option<std::sync::Arc<dyn Lookahead>>,
+    /// Return with an image's layer digests still being checked, in [`Source::checks`]; the caller must wait for
+    /// them before it trusts (commits) anything made from the tree. Otherwise they are done before returning.
+    pub defer_checks: bool,
 }
 
 /// A source read into memory.
@@ -72,6 +75,8 @@ pub struct Source {
     pub tree: clay_tree::Tree,
     /// The image's configuration (environment, entrypoint, ...) when the source is a container image.
     pub config: Option<ImageConfig>,
+    /// Layer digest checks still running (only with [`ReadOptions::defer_checks`]).
+    pub checks: Checks,
 }
 
 /// Reads the source named by `spec` into a tree, for this machine's platform.
@@ -105,11 +110,16 @@ pub fn read_source_with_progress(
     progress: Option<&dyn Fn(clay_registry::ProgressEvent)>,
 ) -> Result<Source, SourceError> {
     let platform = options.platform.as_deref().map(str::parse::<Platform>).transpose()?;
-    let oci_options = clay_oci::ReadOptions { platform, lookahead: options.lookahead.clone() };
+    let oci_options =
+        clay_oci::ReadOptions { platform, lookahead: options.lookahead.clone(), defer_checks: options.defer_checks };
     let mut oci_warn = |w: String| warn(Warning(w));
     let image = match spec {
-        SourceSpec::Dir(path) => return Ok(Source { tree: read_dir(path, warn)?, config: None }),
-        SourceSpec::Tar(path) => return Ok(Source { tree: read_tar(path, warn)?, config: None }),
+        SourceSpec::Dir(path) => {
+            return Ok(Source { tree: read_dir(path, warn)?, config: None, checks: Checks::default() })
+        }
+        SourceSpec::Tar(path) => {
+            return Ok(Source { tree: read_tar(path, warn)?, config: None, checks: Checks::default() })
+        }
         SourceSpec::Oci { path, tag } => clay_oci::read_layout(path, tag.as_deref(), &oci_options, &mut oci_warn)?,
         SourceSpec::OciArchive { path, tag } => {
             clay_oci::read_oci_archive(path, tag.as_deref(), &oci_options, &mut oci_warn)?
@@ -131,7 +141,7 @@ pub fn read_source_with_progress(
             clay_oci::read_layout(layout.path(), None, &oci_options, &mut oci_warn)?
         }
     };
-    Ok(Source { tree: image.tree, config: Some(image.config) })
+    Ok(Source { tree: image.tree, config: Some(image.config), checks: image.checks })
 }
 
 #[cfg(test)]

@@ -69,6 +69,25 @@ fn container_images_in_every_local_transport_boot_with_their_layers_merged() {
     let plain = std::fs::read(w.join("out/image-2.efi")).unwrap();
     assert!(ahead == plain, "the UKI from gzip layers differs from the UKI from the same layers uncompressed");
 
+    // A layer changed after it was saved. The docker-archive's layers are plain tars, so this one still reads and
+    // the OS is built from it while its digest is checked; the check fails and nothing is written.
+    let mut bytes = std::fs::read(w.join("image-docker.tar")).unwrap();
+    let needle = format!("{ADDED}\n");
+    let at = bytes.windows(needle.len()).position(|win| win == needle.as_bytes()).unwrap();
+    bytes[at] ^= 0x20;
+    let tampered = w.join("tampered.tar");
+    std::fs::write(&tampered, bytes).unwrap();
+    let out_dir = w.join("tampered-out");
+    let err = clay_err(
+        clay()
+            .args(["build", &format!("docker-archive:{}", tampered.display()), "-f", "efi", "-o"])
+            .arg(out_dir.join("os.efi")),
+    );
+    assert!(err.contains("does not match its digest"), "{err}");
+    let left: Vec<_> =
+        std::fs::read_dir(&out_dir).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "a build from a tampered layer left {left:?}");
+
     // The same image from a real registry on loopback (htpasswd auth): skopeo pushes it, clay pulls it with the
     // credentials of an auth file, and the UKI boots; wrong credentials fail in one sentence with no output.
     let reg = clay_testkit::registry::Registry::start();

@@ -113,6 +113,40 @@ fn a_flipped_byte_in_any_blob_is_an_error_naming_it() {
 }
 
 #[test]
+fn deferred_checks_are_awaited_by_the_caller_and_still_fail() {
+    // A plain layer with one byte of a file's content changed: the tar still reads, only the digests tell.
+    let mut blobs = Blobs::default();
+    let layer = Tar::default().file("etc/which", b"original").finish();
+    let image = blobs.image(&[(layer.clone(), Comp::Plain)], "linux/amd64");
+    let digest = sha256(&layer);
+    let data = blobs.0.get_mut(&digest).unwrap();
+    let at = data.windows(8).position(|w| w == b"original").unwrap();
+    data[at] = b'O';
+    let dir = tempfile::tempdir().unwrap();
+    blobs.write_layout(dir.path(), vec![image]);
+    let expected = format!("layer `{digest}` does not match its digest");
+
+    let err = read_layout(dir.path(), None, &opts(None), &mut no_warnings).unwrap_err().to_string();
+    assert!(err.contains(&expected), "{err}");
+
+    let deferred = ReadOptions { defer_checks: true, ..opts(None) };
+    let image = read_layout(dir.path(), None, &deferred, &mut no_warnings).unwrap();
+    assert!(!image.checks.is_empty());
+    let err = image.checks.wait().unwrap_err().to_string();
+    assert!(err.contains(&expected), "{err}");
+
+    // Without deferring, what is returned has been checked.
+    let mut good = Blobs::default();
+    let image = good.image(&one_layer(b"fine"), "linux/amd64");
+    let dir = tempfile::tempdir().unwrap();
+    good.write_layout(dir.path(), vec![image]);
+    let image = read_layout(dir.path(), None, &opts(None), &mut no_warnings).unwrap();
+    assert!(image.checks.is_empty());
+    let image = read_layout(dir.path(), None, &deferred, &mut no_warnings).unwrap();
+    image.checks.wait().unwrap();
+}
+
+#[test]
 fn a_wrong_diff_id_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut blobs = Blobs::default();

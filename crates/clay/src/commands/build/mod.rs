@@ -256,17 +256,48 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         platform: args.platform.clone(),
         insecure: !args.tls_verify,
         lookahead: lookahead.clone().map(|l| l as Arc<dyn clay_source::Lookahead>),
+        // The layers are hashed while the OS is built from them, and checked before any output is renamed.
+        defer_checks: true,
     };
     let progress = crate::progress::blobs();
     let progress = progress.as_ref().map(|p| p as &dyn Fn(clay_registry::ProgressEvent));
-    let tree = clay_source::read_source_with_progress(&spec, &read_options, &mut |w| warn(&w.0), progress)?.tree;
+    let source = clay_source::read_source_with_progress(&spec, &read_options, &mut |w| warn(&w.0), progress)?;
     let ahead = lookahead.map_or_else(ahead::Blocks::default, |l| l.finish());
-    let mut boot = if formats.iter().any(|f| f.boots()) { Some(BootInputs::find(&tree, &args)?) } else { None };
+    let written = write_outputs(&args, &formats, &source.tree, signer.as_ref(), &ahead, epoch);
+    // An image's layers were hashed while all of that was built: nothing is renamed into place unless they match
+    // their digests, and a mismatch is the error to report, since it explains any other.
+    source.checks.wait()?;
+    let outputs = written?;
+    // Renamed side by side: replacing an existing file can cost the filesystem real work (ext4 starts writing the
+    // new file back when it replaces another), and outputs are independent.
+    let committed: Vec<Result<PathBuf>> = std::thread::scope(|scope| {
+        let jobs: Vec<_> =
+            outputs.into_iter().flat_map(|(_, files)| files).map(|f| scope.spawn(|| f.commit())).collect();
+        jobs.into_iter().map(|job| job.join().unwrap_or_else(|_| bail!("internal error: a commit panicked"))).collect()
+    });
+    for written in committed {
+        let written = written?;
+        status(&format!("wrote {} ({})", written.display(), size_of(&written)));
+    }
+    status(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Everything after reading the source: every output written, none yet renamed into place.
+fn write_outputs(
+    args: &BuildArgs,
+    formats: &[Format],
+    tree: &Tree,
+    signer: Option<&sign::Signer>,
+    ahead: &ahead::Blocks,
+    epoch: Option<i64>,
+) -> Result<Vec<(Format, Vec<PendingOutput>)>> {
+    let mut boot = if formats.iter().any(|f| f.boots()) { Some(BootInputs::find(tree, args)?) } else { None };
     let has_disk = formats.iter().any(|f| f.is_disk());
     let prepared = match boot.as_mut() {
         Some(b) => {
             let mut options = root::RootOptions {
-                model: root::model(&args),
+                model: root::model(args),
                 fs: args.root_fs,
                 data_size: args.data_size,
                 data_mount: &args.data_mount,
@@ -274,9 +305,9 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
                 epoch,
                 has_disk,
                 has_iso: formats.contains(&Format::Iso),
-                ahead: &ahead,
+                ahead,
             };
-            let prepared = match root::prepare(&tree, &b.release, &options) {
+            let prepared = match root::prepare(tree, &b.release, &options) {
                 // The default model needs loop, squashfs and overlay; a kernel without them still boots from RAM.
                 Err(err) if args.root.is_none() && err.downcast_ref::<clay_kmod::KmodError>().is_some() => {
                     let why = err.downcast_ref::<clay_kmod::KmodError>().map(ToString::to_string).unwrap_or_default();
@@ -285,7 +316,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
                          uncompressed instead (--root ram)"
                     ));
                     options.model = root::RootModel::Ram;
-                    root::prepare(&tree, &b.release, &options)?
+                    root::prepare(tree, &b.release, &options)?
                 }
                 other => other?,
             };
@@ -307,7 +338,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     // Outputs are opened before the expensive work, so an unwritable path fails in a second, not a minute, and
     // renamed into place only once every one of them is written.
     let mut outputs: Vec<(Format, Vec<PendingOutput>)> = Vec::new();
-    for &format in &formats {
+    for &format in formats {
         let files = format.extensions().iter().map(|ext| PendingOutput::create(&output_path(&args.output, ext)));
         outputs.push((format, files.collect::<Result<_>>()?));
     }
@@ -325,8 +356,8 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let (uefi, bios) = (args.firmware != Firmware::Bios, args.firmware != Firmware::Uefi);
     let needs_uki = formats.contains(&Format::Efi) || (uefi && (has_disk || formats.contains(&Format::Iso)));
     // BIOS boot code is looked up before any output is written, so a missing package fails fast.
-    let iso_bios = if bios && formats.contains(&Format::Iso) { Some(iso::BiosCode::find(&tree)?) } else { None };
-    let disk_bios = if bios && has_disk { Some(bios::DiskBiosCode::find(&tree)?) } else { None };
+    let iso_bios = if bios && formats.contains(&Format::Iso) { Some(iso::BiosCode::find(tree)?) } else { None };
+    let disk_bios = if bios && has_disk { Some(bios::DiskBiosCode::find(tree)?) } else { None };
     // The disk is laid out around the UKI. Unsigned, the UKI's length is known before it is written, so it goes
     // straight into the disk's ESP (saving a copy) unless there is a .efi output; signed, it grows when signed, so
     // the disk is laid out afterwards and the signed UKI copied in.
@@ -441,13 +472,13 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
             }
             (Format::Squashfs | Format::Erofs, [out]) => {
                 let fs = if format == Format::Squashfs { root::RootFs::Squashfs } else { root::RootFs::Erofs };
-                root::write_fs_image(&tree, fs, args.compression, epoch, &ahead, out.file()?)?;
+                root::write_fs_image(tree, fs, args.compression, epoch, ahead, out.file()?)?;
             }
             (Format::Tar, [tar]) => {
                 let opts = clay_tarball::Options { clamp_mtime: epoch };
                 let target = tar.target().display().to_string();
                 let mut out = BufWriter::with_capacity(1 << 20, tar.file()?);
-                let entries = clay_tarball::write_tarball(&tree, &opts, &mut out)?;
+                let entries = clay_tarball::write_tarball(tree, &opts, &mut out)?;
                 out.flush().with_context(|| format!("cannot write `{target}`"))?;
                 status(&format!("tarball: {entries} entries"));
             }
@@ -472,19 +503,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
             outputs.iter_mut().map(|(format, files)| scope.spawn(|| write_one(*format, files))).collect();
         jobs.into_iter().try_for_each(|job| job.join().unwrap_or_else(|_| bail!("internal error: a writer panicked")))
     })?;
-    // Renamed side by side: replacing an existing file can cost the filesystem real work (ext4 starts writing the
-    // new file back when it replaces another), and outputs are independent.
-    let committed: Vec<Result<PathBuf>> = std::thread::scope(|scope| {
-        let jobs: Vec<_> =
-            outputs.into_iter().flat_map(|(_, files)| files).map(|f| scope.spawn(|| f.commit())).collect();
-        jobs.into_iter().map(|job| job.join().unwrap_or_else(|_| bail!("internal error: a commit panicked"))).collect()
-    });
-    for written in committed {
-        let written = written?;
-        status(&format!("wrote {} ({})", written.display(), size_of(&written)));
-    }
-    status(&format!("done in {:.1} s", started.elapsed().as_secs_f64()));
-    Ok(ExitCode::SUCCESS)
+    Ok(outputs)
 }
 
 /// What every bootable format needs, found once: the kernel, the stub, the command line and os-release.
