@@ -4,15 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use clay_testkit::registry::{Registry, PASSWORD, USER};
 use common::*;
-
-fn with_ext(base: &Path, ext: &str) -> PathBuf {
-    PathBuf::from(format!("{}.{ext}", base.display()))
-}
 
 /// Runs skopeo (with `--insecure-policy`, so no policy.json is needed) and returns stdout.
 fn skopeo(args: &[&str]) -> String {

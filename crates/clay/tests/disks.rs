@@ -7,10 +7,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-fn with_ext(base: &Path, ext: &str) -> PathBuf {
-    PathBuf::from(format!("{}.{ext}", base.display()))
-}
-
 #[test]
 fn raw_disk_passes_sgdisk_and_fsck_and_boots_under_ovmf() {
     let work = tempfile::tempdir().unwrap();

@@ -4,13 +4,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
-
-fn with_ext(base: &Path, ext: &str) -> PathBuf {
-    PathBuf::from(format!("{}.{ext}", base.display()))
-}
 
 /// The console line the tiny init prints about a mount: `tiny: root mount <id> parent <id> fs <type>`.
 fn root_fs(console: &str) -> String {

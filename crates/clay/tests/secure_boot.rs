@@ -32,10 +32,6 @@ fn build_signed(work: &Path, root: &Path, keys: &Path, name: &str, formats: &[&s
     base
 }
 
-fn with_ext(base: &Path, ext: &str) -> PathBuf {
-    PathBuf::from(format!("{}.{ext}", base.display()))
-}
-
 /// `sbverify --cert` and `osslsigncode verify` both accept `image` as signed by `cert`.
 fn assert_signed(image: &Path, cert: &Path) {
     let sb = sh(&format!("sbverify --cert {} {} 2>&1", cert.display(), image.display()));

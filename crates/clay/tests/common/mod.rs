@@ -51,6 +51,11 @@ pub fn clay_err(cmd: &mut Command) -> String {
     stderr
 }
 
+/// `base` with `.ext` appended: the output `clay build -o BASE` writes for that format.
+pub fn with_ext(base: &Path, ext: &str) -> PathBuf {
+    PathBuf::from(format!("{}.{ext}", base.display()))
+}
+
 /// Builds the tiny example system into `work/NAME.*` and returns that base path. The system is made once per `work`
 /// directory (in `work/rootfs`); each of `formats` becomes a `--format`, `extra` follows as it is, and the build runs
 /// with the tiny command line and a fixed SOURCE_DATE_EPOCH (1700000000).
