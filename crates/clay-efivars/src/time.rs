@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use clay_time::Utc;
 use zerocopy::little_endian::{I16, U16, U32};
 
 use crate::ondisk::RawTime;
@@ -13,7 +14,6 @@ const MAX_YEAR: u16 = 9999;
 const MIN_YEAR: u16 = 1900;
 /// UEFI 2.10 §8.3: TimeZone value meaning "local time, offset unknown".
 const UNSPECIFIED_TIMEZONE: i16 = 0x07FF;
-const SECONDS_PER_DAY: u64 = 86_400;
 
 /// A calendar time as UEFI stores it. Authenticated variables use UTC with `nanosecond`, `time_zone` and
 /// `daylight` all zero (UEFI 2.10 §8.2.2), which is what [`EfiTime::utc`] and [`EfiTime::from_unix_seconds`]
@@ -47,13 +47,10 @@ impl EfiTime {
     /// The UTC time `seconds` after 1970-01-01 00:00:00 (e.g. `SOURCE_DATE_EPOCH`).
     pub fn from_unix_seconds(seconds: u64) -> Result<EfiTime> {
         let out_of_range = || EfiVarsError::TimeOutOfRange { seconds };
-        let days = seconds / SECONDS_PER_DAY;
-        let in_day = seconds % SECONDS_PER_DAY;
-        let (year, month, day) = civil_from_days(days);
-        let year = u16::try_from(year).ok().filter(|y| *y <= MAX_YEAR).ok_or_else(out_of_range)?;
-        // Each value below is bounded by the arithmetic (hour < 24, minute and second < 60, month ≤ 12, day ≤ 31).
-        let byte = |v: u64| u8::try_from(v).map_err(|_| out_of_range());
-        EfiTime::utc(year, byte(month)?, byte(day)?, byte(in_day / 3600)?, byte(in_day / 60 % 60)?, byte(in_day % 60)?)
+        // Seconds beyond i64::MAX are some 292 billion years on, far past MAX_YEAR.
+        let t = Utc::from_unix(i64::try_from(seconds).map_err(|_| out_of_range())?);
+        let year = u16::try_from(t.year).ok().filter(|y| *y <= MAX_YEAR).ok_or_else(out_of_range)?;
+        EfiTime::utc(year, t.month, t.day, t.hour, t.minute, t.second)
     }
 
     /// Checks what UEFI 2.10 §8.2.2 requires of the TimeStamp of an authenticated update: a valid date and time,
@@ -143,21 +140,4 @@ fn days_in_month(year: u16, month: u8) -> u8 {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     }
-}
-
-/// The proleptic Gregorian (year, month, day) of a day count since 1970-01-01, by era arithmetic: 400-year eras of
-/// 146,097 days, with years starting in March so the leap day falls last.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    const DAYS_PER_ERA: u64 = 146_097;
-    // 1970-01-01 is day 719,468 counted from 0000-03-01.
-    let z = days + 719_468;
-    let era = z / DAYS_PER_ERA;
-    let day_of_era = z % DAYS_PER_ERA;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / (DAYS_PER_ERA - 1)) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }

@@ -1,6 +1,8 @@
 //! Byte-level helpers shared by the descriptors and records: ECMA-119 both-byte-order numbers (7.2.3, 7.3.3) and
 //! the two date formats (8.4.26.1 "dec-datetime", 9.1.5 "recording date and time").
 
+use clay_time::{days_from_civil, Utc, SECONDS_PER_DAY};
+
 /// A logical sector (ECMA-119 6.1.2: the logical block size we use, and the only one El Torito allows on CDs).
 pub(crate) const SECTOR: usize = 2048;
 /// [`SECTOR`] as a `u64`, for offsets.
@@ -45,44 +47,21 @@ pub(crate) struct DateTime {
     pub second: u8,
 }
 
-/// Days from 1970-01-01 to the given civil date (H. Hinnant's `days_from_civil`).
-const fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-const EARLIEST: i64 = days_from_civil(1900, 1, 1) * 86_400;
-const LATEST: i64 = days_from_civil(2156, 1, 1) * 86_400 - 1;
+const EARLIEST: i64 = days_from_civil(1900, 1, 1) * SECONDS_PER_DAY;
+const LATEST: i64 = days_from_civil(2156, 1, 1) * SECONDS_PER_DAY - 1;
 
 impl DateTime {
     /// The UTC time of a Unix timestamp, clamped to 1900-01-01..=2155-12-31 23:59:59.
     pub(crate) fn from_unix(ts: i64) -> Self {
-        let ts = ts.clamp(EARLIEST, LATEST);
-        let days = ts.div_euclid(86_400);
-        let secs = ts.rem_euclid(86_400);
-        // H. Hinnant's `civil_from_days`.
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        // The clamp above keeps every field in range, so the fallbacks are never taken.
+        let t = Utc::from_unix(ts.clamp(EARLIEST, LATEST));
+        // The clamp above keeps the year in range, so the fallback is never taken.
         DateTime {
-            year: u16::try_from(year).unwrap_or(1900),
-            month: u8::try_from(month).unwrap_or(1),
-            day: u8::try_from(day).unwrap_or(1),
-            hour: u8::try_from(secs / 3600).unwrap_or(0),
-            minute: u8::try_from(secs % 3600 / 60).unwrap_or(0),
-            second: u8::try_from(secs % 60).unwrap_or(0),
+            year: u16::try_from(t.year).unwrap_or(1900),
+            month: t.month,
+            day: t.day,
+            hour: t.hour,
+            minute: t.minute,
+            second: t.second,
         }
     }
 
