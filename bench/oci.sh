@@ -21,36 +21,24 @@ podman=(podman --root "$store/graph" --runroot "$store/run" --storage-driver vfs
 skopeo --insecure-policy copy -q --dest-compress-format zstd "oci-archive:$work/debian-oci.tar" "oci:$work/debian-zstd:latest"
 layer=$(tar -tvf "$work/debian-oci.tar" | awk '$6 ~ /^blobs/ { print $3, $6 }' | sort -n | tail -n1)
 
-python3 - "$clay" "$root" "$work" "$rounds" "$layer" <<'PY'
-import statistics, subprocess, sys, time
+PYTHONPATH=bench python3 - "$clay" "$root" "$work" "$rounds" "$layer" <<'PY'
+import statistics, sys
+from lib import interleave, median_ratio, peak_mib
 clay, root, work, rounds, layer = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 commands = {
     "directory": [clay, "build", root, "-f", "efi", "-o", f"{work}/dir.efi"],
     "oci-archive": [clay, "build", f"oci-archive:{work}/debian-oci.tar", "-f", "efi", "-o", f"{work}/oci.efi"],
     "oci (zstd layer)": [clay, "build", f"oci:{work}/debian-zstd:latest", "-f", "efi", "-o", f"{work}/zst.efi"],
 }
-def run(cmd):
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
-def peak(cmd):
-    r = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True)
-    return int(r.stderr.strip().splitlines()[-1]) // 1024
-for cmd in commands.values():
-    run(cmd)  # warm-up
-times = {name: [] for name in commands}
-for _ in range(rounds):
-    for name, cmd in commands.items():
-        times[name].append(run(cmd))
-ratio = statistics.median(o / d for o, d in zip(times["oci-archive"], times["directory"]))
+times = interleave(commands, rounds)
+ratio = median_ratio(times["oci-archive"], times["directory"])
 print(f"the image's gzip layer blob: {int(layer.split()[0]) / 2**20:.0f} MiB\n")
 print(f"{rounds} interleaved rounds, UKI of the default root model:\n")
 print("| source | median s | vs the directory | peak RSS |")
 print("|---|---|---|---|")
 for name, cmd in commands.items():
-    r = statistics.median(o / d for o, d in zip(times[name], times["directory"]))
-    print(f"| {name} | {statistics.median(times[name]):.2f} | {r:.2f} | {peak(cmd)} MiB |")
+    r = median_ratio(times[name], times["directory"])
+    print(f"| {name} | {statistics.median(times[name]):.2f} | {r:.2f} | {peak_mib(cmd)} MiB |")
 ok = ratio <= 1.3
 print("\ntarget (oci-archive, podman's gzip layer, ≤ 1.3 × the directory):", "met" if ok else "NOT met")
 sys.exit(0 if ok else 1)

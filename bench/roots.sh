@@ -15,8 +15,9 @@ marker="Welcome to claylinux: Debian GNU/Linux 12 (bookworm) is up"
 
 parts=${PARTS:-build boot}
 if [[ " $parts " == *" build "* ]]; then
-python3 - "$clay" "$root" "$work" "$rounds" <<'PY'
-import os, statistics, subprocess, sys, time
+PYTHONPATH=bench python3 - "$clay" "$root" "$work" "$rounds" <<'PY'
+import os, statistics, sys
+from lib import interleave, median_ratio, peak_mib
 clay, root, work, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 pairs = {
     "squashfs": ([clay, "build", root, "-f", "squashfs", "--compression", "zstd:15", "-o", f"{work}/clay"],
@@ -28,26 +29,15 @@ pairs = {
     "efi": ([clay, "build", root, "-f", "efi", "-o", f"{work}/clay"],
             [clay, "build", root, "--root", "ram", "-f", "efi", "-o", f"{work}/ref"]),
 }
-def run(cmd):
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
-def peak(cmd):
-    r = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True)
-    return int(r.stderr.strip().splitlines()[-1]) // 1024
 print(f"building the root image, {rounds} interleaved rounds:\n")
 print("| image | clay s | reference s | clay / reference | clay size | reference size | clay peak RSS | reference peak RSS |")
 print("|---|---|---|---|---|---|---|---|")
 for name, (ours, theirs) in pairs.items():
-    run(ours); run(theirs)  # warm the page cache
-    a, b = [], []
-    for _ in range(rounds):
-        a.append(run(ours)); b.append(run(theirs))
-    ratio = statistics.median(x / y for x, y in zip(a, b))
+    t = interleave({"clay": ours, "reference": theirs}, rounds)
+    a, b = t["clay"], t["reference"]
     size = lambda p: f"{os.path.getsize(p) / 2**20:.0f} MiB"
-    print(f"| {name} | {statistics.median(a):.2f} | {statistics.median(b):.2f} | {ratio:.2f} | "
-          f"{size(f'{work}/clay.{name}')} | {size(f'{work}/ref.{name}')} | {peak(ours)} MiB | {peak(theirs)} MiB |")
+    print(f"| {name} | {statistics.median(a):.2f} | {statistics.median(b):.2f} | {median_ratio(a, b):.2f} | "
+          f"{size(f'{work}/clay.{name}')} | {size(f'{work}/ref.{name}')} | {peak_mib(ours)} MiB | {peak_mib(theirs)} MiB |")
 PY
 fi
 [[ " $parts " == *" boot "* ]] || exit 0
