@@ -105,10 +105,8 @@ pub struct ProgressEvent {
     pub state: ProgressState,
 }
 
-/// Options of [`pull`].
-pub struct PullOptions<'a> {
-    /// `os/arch[/variant]` to pick from a multi-platform image; `None` is the host's ([`Platform::host`]).
-    pub platform: Option<String>,
+/// How clay reaches a registry: TLS, credentials, progress reports and retries.
+pub struct Access<'a> {
     /// `false`: accept any certificate, and fall back to plain HTTP (podman's `--tls-verify=false`).
     pub tls_verify: bool,
     /// Credentials to use; `None` looks them up in `auth_files`.
@@ -118,54 +116,7 @@ pub struct PullOptions<'a> {
     pub retry: RetryPolicy,
 }
 
-impl Default for PullOptions<'_> {
-    fn default() -> Self {
-        Self {
-            platform: None,
-            tls_verify: true,
-            auth: None,
-            auth_files: AuthFiles::from_env(),
-            progress: None,
-            retry: RetryPolicy::default(),
-        }
-    }
-}
-
-impl std::fmt::Debug for PullOptions<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PullOptions")
-            .field("platform", &self.platform)
-            .field("tls_verify", &self.tls_verify)
-            .field("auth", &self.auth)
-            .field("auth_files", &self.auth_files)
-            .field("progress", &self.progress.is_some())
-            .field("retry", &self.retry)
-            .finish()
-    }
-}
-
-impl<'a> PullOptions<'a> {
-    fn session(&self) -> SessionOptions<'_> {
-        SessionOptions {
-            tls_verify: self.tls_verify,
-            auth: self.auth.as_ref(),
-            auth_files: &self.auth_files,
-            retry: self.retry,
-            progress: self.progress,
-        }
-    }
-}
-
-/// Options of [`push_blob`], [`push_manifest`] and [`push_image`]: as [`PullOptions`], without a platform.
-pub struct PushOptions<'a> {
-    pub tls_verify: bool,
-    pub auth: Option<Credentials>,
-    pub auth_files: AuthFiles,
-    pub progress: Option<&'a dyn Fn(ProgressEvent)>,
-    pub retry: RetryPolicy,
-}
-
-impl Default for PushOptions<'_> {
+impl Default for Access<'_> {
     fn default() -> Self {
         Self {
             tls_verify: true,
@@ -177,9 +128,9 @@ impl Default for PushOptions<'_> {
     }
 }
 
-impl std::fmt::Debug for PushOptions<'_> {
+impl std::fmt::Debug for Access<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PushOptions")
+        f.debug_struct("Access")
             .field("tls_verify", &self.tls_verify)
             .field("auth", &self.auth)
             .field("auth_files", &self.auth_files)
@@ -189,7 +140,7 @@ impl std::fmt::Debug for PushOptions<'_> {
     }
 }
 
-impl<'a> PushOptions<'a> {
+impl Access<'_> {
     fn session(&self) -> SessionOptions<'_> {
         SessionOptions {
             tls_verify: self.tls_verify,
@@ -200,6 +151,17 @@ impl<'a> PushOptions<'a> {
         }
     }
 }
+
+/// Options of [`pull`].
+#[derive(Debug, Default)]
+pub struct PullOptions<'a> {
+    /// `os/arch[/variant]` to pick from a multi-platform image; `None` is the host's ([`Platform::host`]).
+    pub platform: Option<String>,
+    pub access: Access<'a>,
+}
+
+/// Options of [`push_blob`], [`push_manifest`] and [`push_image`]: only how to reach the registry.
+pub type PushOptions<'a> = Access<'a>;
 
 /// What [`pull`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]

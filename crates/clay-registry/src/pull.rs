@@ -29,7 +29,7 @@ pub fn pull(reference: &Reference, options: &PullOptions<'_>, layout_dir: &Path)
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    let mut s = Session::open(reference, &options.session(), "pull")?;
+    let mut s = Session::open(reference, &options.access.session(), "pull")?;
     let layout = Layout::create(layout_dir)?;
     let image = reference.to_string();
 

@@ -13,9 +13,9 @@ use clay_registry::*;
 use common::*;
 use serde_json::json;
 
-fn options<'a>() -> PullOptions<'a> {
-    PullOptions {
-        platform: Some("linux/amd64".into()),
+/// Plain HTTP, no auth files, quick retries.
+fn access<'a>() -> Access<'a> {
+    Access {
         tls_verify: false,
         auth_files: AuthFiles::none(),
         retry: RetryPolicy {
@@ -24,8 +24,17 @@ fn options<'a>() -> PullOptions<'a> {
             max_backoff: Duration::from_millis(50),
             ..RetryPolicy::default()
         },
-        ..PullOptions::default()
+        ..Access::default()
     }
+}
+
+/// Pulls linux/amd64 with `access`.
+fn pull_with(access: Access<'_>) -> PullOptions<'_> {
+    PullOptions { platform: Some("linux/amd64".into()), access }
+}
+
+fn options<'a>() -> PullOptions<'a> {
+    pull_with(access())
 }
 
 /// A manifest for a config and one layer, with the layer's descriptor as given.
@@ -199,11 +208,11 @@ fn bearer_tokens_indexes_and_transient_errors() {
 
     let err = pull(&reference, &options(), tmp.path()).unwrap_err();
     assert!(matches!(err, RegistryError::AuthRequired { .. }), "anonymous: {err}");
-    let wrong = PullOptions { auth: Some(Credentials::new(USER, "nope")), ..options() };
+    let wrong = pull_with(Access { auth: Some(Credentials::new(USER, "nope")), ..access() });
     let err = pull(&reference, &wrong, tmp.path()).unwrap_err().to_string();
     assert_eq!(err, format!("the registry {} refused the credentials for user `{USER}` given directly", server.host()));
 
-    let good = PullOptions { auth: Some(Credentials::new(USER, PASSWORD)), ..options() };
+    let good = pull_with(Access { auth: Some(Credentials::new(USER, PASSWORD)), ..access() });
     let pulled = pull(&reference, &good, tmp.path()).unwrap();
     assert_eq!(pulled.manifest.digest, manifest_digest.as_str());
     assert_eq!(pulled.registry_digest, index_digest);
@@ -257,7 +266,7 @@ fn a_dropped_download_is_retried_and_4xx_is_not() {
     let tmp = tempfile::tempdir().unwrap();
     let events = std::cell::RefCell::new(Vec::new());
     let record = |e: ProgressEvent| events.borrow_mut().push(e);
-    let opts = PullOptions { progress: Some(&record), ..options() };
+    let opts = pull_with(Access { progress: Some(&record), ..access() });
     let reference = Reference::parse(&format!("{}/clay/bad:v1", server.host())).unwrap();
     pull(&reference, &opts, tmp.path()).unwrap();
     assert_eq!(layer_hits.load(Ordering::Relaxed), 2);
@@ -321,13 +330,7 @@ fn uploads_follow_relative_and_cross_origin_locations() {
         ..ImageParts::default()
     };
     let reference = Reference::parse(&format!("{}/clay/push:v1", registry.host())).unwrap();
-    let opts = PushOptions {
-        tls_verify: false,
-        auth: Some(Credentials::new(USER, PASSWORD)),
-        auth_files: AuthFiles::none(),
-        retry: options().retry,
-        ..PushOptions::default()
-    };
+    let opts = PushOptions { auth: Some(Credentials::new(USER, PASSWORD)), ..access() };
     push_image(&PushSource::Parts(parts), &reference, &opts).unwrap();
     let seen = elsewhere.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "{seen:#?}");

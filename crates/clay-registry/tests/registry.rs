@@ -30,18 +30,22 @@ fn auth_env(path: &Path) -> AuthFiles {
     AuthFiles::from_vars(move |name| (name == "REGISTRY_AUTH_FILE").then(|| path.clone()))
 }
 
+/// Plain HTTP, credentials from `auth_files`, quick retries.
+fn access<'a>(auth_files: AuthFiles) -> Access<'a> {
+    Access { tls_verify: false, auth_files, retry: quick_retry(), ..Access::default() }
+}
+
+/// Pulls linux/amd64 with `access`.
+fn pull_with(access: Access<'_>) -> PullOptions<'_> {
+    PullOptions { platform: Some("linux/amd64".into()), access }
+}
+
 fn pull_options<'a>(auth_files: AuthFiles) -> PullOptions<'a> {
-    PullOptions {
-        platform: Some("linux/amd64".into()),
-        tls_verify: false,
-        auth_files,
-        retry: quick_retry(),
-        ..PullOptions::default()
-    }
+    pull_with(access(auth_files))
 }
 
 fn push_options<'a>(auth_files: AuthFiles) -> PushOptions<'a> {
-    PushOptions { tls_verify: false, auth_files, retry: quick_retry(), ..PushOptions::default() }
+    access(auth_files)
 }
 
 /// Pushes a fresh two-layer OCI image with skopeo; returns what was pushed.
@@ -67,7 +71,7 @@ fn pulls_what_skopeo_pushed_with_credentials_from_the_auth_file() {
     let out = tmp.path().join("layout");
     let events = RefCell::new(Vec::new());
     let record = |e: ProgressEvent| events.borrow_mut().push(e);
-    let options = PullOptions { progress: Some(&record), ..pull_options(auth_env(&auth)) };
+    let options = pull_with(Access { progress: Some(&record), ..access(auth_env(&auth)) });
     let reference = Reference::parse(&format!("docker://{}/clay/test:v1", reg.host())).unwrap();
 
     let pulled = pull(&reference, &options, &out).unwrap();
@@ -133,7 +137,7 @@ fn docker_schema2_images_land_in_the_layout_as_oci() {
     let image = seed(&reg, "clay/v2s2:latest", &["--format", "v2s2"]);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("layout");
-    let options = PullOptions { auth: Some(Credentials::new(USER, PASSWORD)), ..pull_options(AuthFiles::none()) };
+    let options = pull_with(Access { auth: Some(Credentials::new(USER, PASSWORD)), ..access(AuthFiles::none()) });
     // No tag: `latest`.
     let pulled = pull(&Reference::parse(&format!("{}/clay/v2s2", reg.host())).unwrap(), &options, &out).unwrap();
     assert_eq!(pulled.manifest.media_type, OCI_MANIFEST);
@@ -213,7 +217,7 @@ fn an_unreachable_registry_fails_quickly_after_the_retries() {
         format!("could not reach the registry 127.0.0.1:{port} (http://127.0.0.1:{port}/v2/) after 3 attempt(s)")
     );
     // With TLS verification on, only https is tried.
-    let options = PullOptions { tls_verify: true, ..pull_options(AuthFiles::none()) };
+    let options = pull_with(Access { tls_verify: true, ..access(AuthFiles::none()) });
     let err = pull(&reference, &options, tmp.path()).unwrap_err().to_string();
     assert!(err.contains(&format!("(https://127.0.0.1:{port}/v2/)")), "{err}");
 }
@@ -367,12 +371,12 @@ fn a_self_signed_registry_needs_tls_verification_off() {
     let reference = Reference::parse(&format!("{}/clay/tls:v1", reg.host())).unwrap();
     let auth = Some(Credentials::new(USER, PASSWORD));
 
-    let strict = PullOptions { tls_verify: true, auth: auth.clone(), ..pull_options(AuthFiles::none()) };
+    let strict = pull_with(Access { tls_verify: true, auth: auth.clone(), ..access(AuthFiles::none()) });
     let err = pull(&reference, &strict, &tmp.path().join("a")).unwrap_err();
     assert!(matches!(err, RegistryError::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains("--tls-verify=false"), "{err}");
 
-    let lax = PullOptions { tls_verify: false, auth, ..pull_options(AuthFiles::none()) };
+    let lax = pull_with(Access { tls_verify: false, auth, ..access(AuthFiles::none()) });
     let pulled = pull(&reference, &lax, &tmp.path().join("b")).unwrap();
     assert_eq!(pulled.layers.len(), 2);
     check_blob_files(&tmp.path().join("b"));

@@ -133,9 +133,11 @@ pub fn read_source_with_progress(
             let layout = tempfile::tempdir().map_err(SourceError::PullDir)?;
             let pull = clay_registry::PullOptions {
                 platform: options.platform.clone(),
-                tls_verify: !options.insecure,
-                progress,
-                ..clay_registry::PullOptions::default()
+                access: clay_registry::Access {
+                    tls_verify: !options.insecure,
+                    progress,
+                    ..clay_registry::Access::default()
+                },
             };
             clay_registry::pull(&reference, &pull, layout.path())?;
             clay_oci::read_layout(layout.path(), None, &oci_options, &mut oci_warn)?
