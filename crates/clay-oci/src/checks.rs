@@ -1,8 +1,8 @@
 //! Layer digests checked on background threads while the image is merged and built.
 //!
 //! A layer's stored bytes must match the digest its manifest gives, and its uncompressed tar the config's
-//! `diff_id`. Hashing them is as long as inflating the layer, so it runs beside everything else, at the lowest
-//! priority, and is awaited before anything is trusted: [`read_layout`](crate::read_layout) and its siblings
+//! `diff_id`. Hashing them is as long as inflating the layer, so it runs beside everything else, on one thread
+//! at the lowest priority, and is awaited before anything is trusted: [`read_layout`](crate::read_layout) and its siblings
 //! wait before they return, unless [`ReadOptions::defer_checks`](crate::ReadOptions) asks them to hand the
 //! [`Checks`] to a caller that waits before committing its outputs (as containerd and podman verify a layer
 //! while they unpack it and discard the unpack when it does not match).
@@ -11,17 +11,17 @@
 //! explains the other one.
 
 use std::io;
+use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 
 use crate::digest::{Digest, Hasher};
 use crate::store::{read_up_to, Blob};
 use crate::OciError;
 
-/// One digest being computed, and what it must be.
+/// What one hash must come to, and how a mismatch is named.
 #[derive(Debug)]
-struct Check {
-    job: JoinHandle<io::Result<Digest>>,
-    expected: Digest,
+struct Expected {
+    digest: Digest,
     image: String,
     /// `layer` (the stored bytes) or `uncompressed layer` (the tar).
     what: &'static str,
@@ -29,32 +29,47 @@ struct Check {
     label: String,
 }
 
-/// The digest checks of an image's layers, running. Dropping them without [`wait`](Self::wait) checks nothing.
+/// The digest checks of an image's layers, running on one low-priority thread that hashes the blobs in the order
+/// they were queued (one thread and one buffer however many layers there are). Dropping them without
+/// [`wait`](Self::wait) checks nothing.
 #[derive(Debug, Default)]
 #[must_use = "an image's digests are only checked when its checks are awaited"]
-pub struct Checks(Vec<Check>);
+pub struct Checks {
+    queue: Option<Sender<(Blob, Hasher)>>,
+    worker: Option<JoinHandle<Vec<io::Result<Digest>>>>,
+    expected: Vec<Expected>,
+}
 
 impl Checks {
-    /// Starts hashing `blob` on its own low-priority thread, to be compared with `expected`.
-    pub(crate) fn spawn(&mut self, blob: &Blob, expected: &Digest, image: &str, what: &'static str, label: String) {
-        let (blob, hasher) = (blob.clone(), expected.hasher());
-        let job = std::thread::spawn(move || {
-            lower_priority();
-            hash(&blob, hasher)
+    /// Queues `blob` to be hashed and compared with `expected`; the thread starts with the first one.
+    pub(crate) fn push(&mut self, blob: &Blob, expected: &Digest, image: &str, what: &'static str, label: String) {
+        let queue = self.queue.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel::<(Blob, Hasher)>();
+            self.worker = Some(std::thread::spawn(move || {
+                lower_priority();
+                let mut buf = vec![0u8; 1 << 20];
+                rx.into_iter().map(|(blob, hasher)| hash(&blob, hasher, &mut buf)).collect()
+            }));
+            tx
         });
-        self.0.push(Check { job, expected: expected.clone(), image: image.to_owned(), what, label });
+        // A send fails only when the thread is gone (it panicked); waiting then reports that.
+        let _ = queue.send((blob.clone(), expected.hasher()));
+        self.expected.push(Expected { digest: expected.clone(), image: image.to_owned(), what, label });
     }
 
     /// Waits for every check; the first that fails (in layer order) is the error.
-    pub fn wait(self) -> Result<(), OciError> {
-        let mut first = None;
-        for check in self.0 {
-            let outcome = check.finish();
-            if first.is_none() {
-                first = outcome.err();
-            }
+    pub fn wait(mut self) -> Result<(), OciError> {
+        drop(self.queue.take());
+        let found = match self.worker.take() {
+            Some(worker) => worker.join().unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let mut found = found.into_iter();
+        for expected in self.expected {
+            let hashed = found.next().unwrap_or_else(|| Err(io::Error::other("the digest-checking thread panicked")));
+            expected.compare(hashed)?;
         }
-        first.map_or(Ok(()), Err)
+        Ok(())
     }
 
     /// `err` arose while these checks were running: a digest that does not match is reported in its place.
@@ -65,39 +80,28 @@ impl Checks {
         }
     }
 
-    pub(crate) fn append(&mut self, mut other: Checks) {
-        self.0.append(&mut other.0);
-    }
-
     /// Whether nothing is left to check.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.expected.is_empty()
     }
 }
 
-impl Check {
-    fn finish(self) -> Result<(), OciError> {
-        let label = self.label;
-        let found = self.job.join().unwrap_or_else(|_| Err(io::Error::other("a hashing thread panicked"))).map_err(
-            |source| OciError::Decompress { what: format!("layer `{label}` of image `{}`", self.image), source },
-        )?;
-        if found == self.expected {
+impl Expected {
+    fn compare(self, hashed: io::Result<Digest>) -> Result<(), OciError> {
+        let Expected { digest, image, what, label } = self;
+        let found = hashed
+            .map_err(|source| OciError::Decompress { what: format!("layer `{label}` of image `{image}`"), source })?;
+        if found == digest {
             return Ok(());
         }
-        Err(OciError::DigestMismatch {
-            image: self.image,
-            what: self.what.to_owned(),
-            digest: label,
-            found: found.to_string(),
-        })
+        Err(OciError::DigestMismatch { image, what: what.to_owned(), digest: label, found: found.to_string() })
     }
 }
 
-fn hash(blob: &Blob, mut hasher: Hasher) -> io::Result<Digest> {
+fn hash(blob: &Blob, mut hasher: Hasher, buf: &mut [u8]) -> io::Result<Digest> {
     let mut reader = blob.section();
-    let mut buf = vec![0u8; 1 << 20];
     loop {
-        match read_up_to(&mut reader, &mut buf)? {
+        match read_up_to(&mut reader, buf)? {
             0 => return Ok(hasher.finish()),
             n => hasher.update(&buf[..n]),
         }

@@ -432,14 +432,10 @@ impl<'a> Reader<'a> {
         let mut checks = Checks::default();
         for layer in &layers {
             // Each layer is merged while its digests are still being checked; any error then defers to theirs.
-            let tar = match layer.tar(&self.image, self.lookahead.as_deref()) {
-                Ok((tar, layer_checks)) => {
-                    checks.append(layer_checks);
-                    tar
-                }
-                Err(e) => return Err(checks.explain(e)),
-            };
-            if let Err(e) = merge.apply(&self.image, &layer.name, &tar, self.warn) {
+            let merged = layer
+                .tar(&self.image, self.lookahead.as_deref(), &mut checks)
+                .and_then(|tar| merge.apply(&self.image, &layer.name, &tar, self.warn));
+            if let Err(e) = merged {
                 return Err(checks.explain(e));
             }
             names.push(layer.name.clone());

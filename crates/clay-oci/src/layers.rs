@@ -11,7 +11,7 @@ use clay_tree::{components, lossy, Inode, Kind, Metadata, Tree, TreeError};
 
 use crate::checks::Checks;
 use crate::digest::Digest;
-use crate::store::{spill, Blob, GZIP_MAGIC, ZSTD_MAGIC};
+use crate::store::{compressed, spill, Blob};
 use crate::tarentry::{tar_entry_inode, TarEntry};
 use crate::{Lookahead, OciError};
 
@@ -37,9 +37,10 @@ pub(crate) struct LayerBlob {
 
 impl LayerBlob {
     /// The uncompressed tar (the blob itself when it is plain, else an unlinked spill file), with the checks of
-    /// its digests still running: the stored bytes against the layer digest, the tar against the diff ID. Only
-    /// the size is checked before this returns. While a layer is decompressed, `lookahead` sees its files' data.
-    pub fn tar(&self, image: &str, lookahead: Option<&dyn Lookahead>) -> Result<(Blob, Checks), OciError> {
+    /// its digests queued on `checks`: the stored bytes against the layer digest, the tar against the diff ID.
+    /// Only the size is checked before this returns. While a layer is decompressed, `lookahead` sees its files'
+    /// data. Errors are returned as they are; the caller lets `checks` explain them.
+    pub fn tar(&self, image: &str, lookahead: Option<&dyn Lookahead>, checks: &mut Checks) -> Result<Blob, OciError> {
         let read_err =
             |source| OciError::Decompress { what: format!("layer `{}` of image `{image}`", self.name), source };
         if let (Some(expected), Some(digest)) = (self.size, &self.digest) {
@@ -53,33 +54,22 @@ impl LayerBlob {
                 });
             }
         }
-        let mut checks = Checks::default();
         if let Some(digest) = &self.digest {
-            checks.spawn(&self.blob, digest, image, "layer", digest.to_string());
+            checks.push(&self.blob, digest, image, "layer", digest.to_string());
         }
-        let diff_id = |checks: &mut Checks, tar: &Blob| {
-            if let Some(diff_id) = &self.diff_id {
-                checks.spawn(tar, diff_id, image, "uncompressed layer", format!("{} ({diff_id})", self.name));
-            }
+        let magic = self.blob.magic().map_err(read_err)?;
+        let tar = if compressed(&magic) {
+            spill(&magic, self.blob.section(), lookahead).map_err(read_err)?
+        } else if self.diff_id == self.digest {
+            // Plain, and the diff ID is the digest already being checked.
+            return Ok(self.blob.clone());
+        } else {
+            self.blob.clone()
         };
-        let magic = match self.blob.magic() {
-            Ok(magic) => magic,
-            Err(e) => return Err(checks.explain(read_err(e))),
-        };
-        if !(magic.starts_with(GZIP_MAGIC) || magic.starts_with(ZSTD_MAGIC)) {
-            // Plain: the diff ID is the digest of the same bytes; hash them again only when it differs.
-            if self.digest.is_none() || self.diff_id != self.digest {
-                diff_id(&mut checks, &self.blob);
-            }
-            return Ok((self.blob.clone(), checks));
+        if let Some(diff_id) = &self.diff_id {
+            checks.push(&tar, diff_id, image, "uncompressed layer", format!("{} ({diff_id})", self.name));
         }
-        match spill(&magic, self.blob.section(), lookahead) {
-            Ok(tar) => {
-                diff_id(&mut checks, &tar);
-                Ok((tar, checks))
-            }
-            Err(e) => Err(checks.explain(read_err(e))),
-        }
+        Ok(tar)
     }
 }
 

@@ -17,8 +17,13 @@ use crate::tarscan::TarScan;
 use crate::{Lookahead, OciError};
 
 /// Magic numbers of the compressed streams we accept (RFC 1952 2.3.1, RFC 8878 3.1.1).
-pub(crate) const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-pub(crate) const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+
+/// Whether a stream starting with `magic` is one we decompress (gzip or zstd).
+pub(crate) fn compressed(magic: &[u8]) -> bool {
+    magic.starts_with(GZIP_MAGIC) || magic.starts_with(ZSTD_MAGIC)
+}
 
 /// A byte range of an open file: a blob file of a layout directory, or an entry of an archive.
 #[derive(Debug, Clone)]
@@ -186,7 +191,7 @@ impl Store {
         }
         let blob = Blob::whole(file).map_err(io_err)?;
         let magic = blob.magic().map_err(io_err)?;
-        let blob = if magic.starts_with(GZIP_MAGIC) || magic.starts_with(ZSTD_MAGIC) {
+        let blob = if compressed(&magic) {
             spill(&magic, blob.section(), None)
                 .map_err(|source| OciError::Decompress { what: path.display().to_string(), source })?
         } else {

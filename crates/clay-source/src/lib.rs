@@ -11,8 +11,7 @@ mod tarball;
 use std::io;
 use std::path::PathBuf;
 
-pub use clay_oci::{Checks, Lookahead};
-pub use clay_oci::{ImageConfig, Platform};
+pub use clay_oci::{Checks, ImageConfig, Lookahead, Platform};
 pub use dir::read_dir;
 pub use spec::SourceSpec;
 pub use tarball::read_tar;
