@@ -54,17 +54,44 @@ pub fn read_oci_archive(
     Reader::new(&store, name, options, warn).layout(path, tag)
 }
 
-/// Reads a `docker save` / `podman save --format docker-archive` archive holding one image, in place. Both the
-/// legacy layout (`<id>/layer.tar`, `<hex>.json`) and the OCI-style one (`blobs/sha256/<hex>`) are read; layers
-/// are checked against the config's diff IDs, and blobs named by digest against their names.
+/// Reads a `docker save` / `podman save --format docker-archive` archive, in place: its only image, or the one
+/// `which` picks when it holds several (`docker save a b`). Both the legacy layout (`<id>/layer.tar`,
+/// `<hex>.json`) and the OCI-style one (`blobs/sha256/<hex>`) are read; layers are checked against the config's
+/// diff IDs, and blobs named by digest against their names.
 pub fn read_docker_archive(
     path: &Path,
+    which: Option<DockerImage<'_>>,
     options: &ReadOptions,
     warn: &mut dyn FnMut(String),
 ) -> Result<Image, OciError> {
     let store = Store::archive(path)?;
-    let name = format!("docker-archive:{}", path.display());
-    Reader::new(&store, name, options, warn).docker_archive()
+    let base = format!("docker-archive:{}", path.display());
+    let name = match which {
+        None => base,
+        Some(DockerImage::Index(i)) => format!("{base}:@{i}"),
+        Some(DockerImage::Tagged { name, .. }) => format!("{base}:{name}"),
+    };
+    Reader::new(&store, name, options, warn).docker_archive(which)
+}
+
+/// Which image of a docker archive that holds several to read: skopeo's `docker-archive:PATH:REF` and
+/// `docker-archive:PATH:@INDEX`.
+#[derive(Clone, Copy)]
+pub enum DockerImage<'a> {
+    /// The image at this position of the archive's `manifest.json`, counted from 0.
+    Index(usize),
+    /// The image one of whose `RepoTags` `matches` accepts. References are normalised by the caller
+    /// (`debian` is `docker.io/library/debian:latest`); `name` is the reference as the user wrote it.
+    Tagged { name: &'a str, matches: &'a dyn Fn(&str) -> bool },
+}
+
+impl std::fmt::Debug for DockerImage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DockerImage::Index(i) => write!(f, "Index({i})"),
+            DockerImage::Tagged { name, .. } => write!(f, "Tagged({name:?})"),
+        }
+    }
 }
 
 fn with_tag(base: &str, tag: Option<&str>) -> String {
@@ -350,6 +377,56 @@ impl<'a> Reader<'a> {
         Ok(config)
     }
 
+    /// The entry of `manifest.json` that `which` names, or its only one.
+    fn docker_entry<'i>(
+        &self,
+        images: &'i [DockerArchiveImage],
+        which: Option<DockerImage<'_>>,
+    ) -> Result<&'i DockerArchiveImage, OciError> {
+        if images.is_empty() {
+            return Err(self.invalid("manifest.json", "it lists no images"));
+        }
+        // Every image by its tags and position: `localhost/a:latest` (@0), @1 for one without tags.
+        let available = || {
+            let listed: Vec<String> = images
+                .iter()
+                .enumerate()
+                .map(|(i, image)| match image.repo_tags.as_deref().unwrap_or_default() {
+                    [] => format!("@{i} (untagged)"),
+                    tags => format!("{} (@{i})", tags.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")),
+                })
+                .collect();
+            listed.join(", ")
+        };
+        match which {
+            None => match images {
+                [one] => Ok(one),
+                _ => Err(OciError::AmbiguousArchive { image: self.image.clone(), available: available() }),
+            },
+            Some(DockerImage::Index(i)) => images.get(i).ok_or_else(|| OciError::NoSuchIndex {
+                image: self.image.clone(),
+                index: i,
+                count: images.len(),
+            }),
+            Some(DockerImage::Tagged { name, matches }) => {
+                let tagged = |image: &&DockerArchiveImage| image.repo_tags.iter().flatten().any(|t| matches(t));
+                let mut found = images.iter().filter(tagged);
+                match (found.next(), found.next()) {
+                    (Some(one), None) => Ok(one),
+                    (None, _) => Err(OciError::NoSuchTag {
+                        image: self.image.clone(),
+                        tag: name.to_owned(),
+                        available: available(),
+                    }),
+                    (Some(_), Some(_)) => Err(self.invalid(
+                        "manifest.json",
+                        format!("several of its images are tagged `{name}`; choose one as @INDEX: {}", available()),
+                    )),
+                }
+            }
+        }
+    }
+
     fn diff_ids(&self, config: &ConfigJson, layers: usize) -> Result<Vec<Digest>, OciError> {
         let ids = config.rootfs.as_ref().map(|r| r.diff_ids.as_slice()).unwrap_or_default();
         if ids.len() != layers {
@@ -360,27 +437,12 @@ impl<'a> Reader<'a> {
         ids.iter().map(|d| self.digest(d)).collect()
     }
 
-    fn docker_archive(mut self) -> Result<Image, OciError> {
+    fn docker_archive(mut self, which: Option<DockerImage<'_>>) -> Result<Image, OciError> {
         let manifest = self
             .small_file("manifest.json")?
             .ok_or_else(|| self.invalid("manifest.json", "it is missing, so this is not a docker save archive"))?;
         let images: Vec<DockerArchiveImage> = self.parse("manifest.json", &manifest)?;
-        let entry = match images.as_slice() {
-            [one] => one,
-            [] => return Err(self.invalid("manifest.json", "it lists no images")),
-            several => {
-                let tags: Vec<String> =
-                    several.iter().flat_map(|i| i.repo_tags.iter().flatten()).map(|t| format!("`{t}`")).collect();
-                return Err(self.invalid(
-                    "manifest.json",
-                    format!(
-                        "it lists {} images ({}); clay reads archives of one image",
-                        several.len(),
-                        tags.join(", ")
-                    ),
-                ));
-            }
-        };
+        let entry = self.docker_entry(&images, which)?;
         let config_digest = named_digest(&entry.config)
             .ok_or_else(|| self.invalid(format!("config `{}`", entry.config), "its name is not a digest"))?;
         let config_bytes = self.archive_file(&entry.config)?;

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 pub use checks::Checks;
 pub use digest::Digest;
-pub use image::{read_docker_archive, read_layout, read_oci_archive};
+pub use image::{read_docker_archive, read_layout, read_oci_archive, DockerImage};
 pub use platform::{ParsePlatformError, Platform};
 pub use tarentry::{tar_entry_inode, EntryError, TarEntry};
 
@@ -129,6 +129,13 @@ pub enum OciError {
     NoSuchTag { image: String, tag: String, available: String },
     #[error("image `{image}` holds several images; name one as `{image}:TAG`, one of {available}")]
     AmbiguousTag { image: String, available: String },
+    #[error(
+        "image `{image}` holds several images; name one as `{image}:REF` or by position as `{image}:@INDEX`: \
+         {available}"
+    )]
+    AmbiguousArchive { image: String, available: String },
+    #[error("image `{image}` has no image @{index}: it holds {count}, @0 to @{}", count.saturating_sub(1))]
+    NoSuchIndex { image: String, index: usize, count: usize },
     #[error("image `{image}` has no image for {wanted}; it has {available} (choose one with --platform)")]
     NoSuchPlatform { image: String, wanted: String, available: String },
     #[error("image `{image}`: layer `{layer}` is not a valid tar archive: {source}")]

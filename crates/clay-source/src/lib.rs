@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 pub use clay_oci::{Checks, ImageConfig, Lookahead, Platform};
 pub use dir::read_dir;
-pub use spec::SourceSpec;
+pub use spec::{ArchiveImage, SourceSpec};
 pub use tarball::read_tar;
 
 /// Why a source could not be read. Messages name the file or entry at fault.
@@ -35,6 +35,8 @@ pub enum SourceError {
     Decompress { archive: PathBuf, source: io::Error },
     #[error("`{spec}`: the {transport} transport is not supported yet; use a directory or tar:FILE")]
     Unsupported { spec: String, transport: String },
+    #[error("`{spec}`: {reason}")]
+    ArchiveImage { spec: String, reason: String },
     #[error("`{0}`: a source needs a path after the transport, e.g. tar:rootfs.tar")]
     Empty(String),
     #[error(transparent)]
@@ -123,7 +125,20 @@ pub fn read_source_with_progress(
         SourceSpec::OciArchive { path, tag } => {
             clay_oci::read_oci_archive(path, tag.as_deref(), &oci_options, &mut oci_warn)?
         }
-        SourceSpec::DockerArchive { path } => clay_oci::read_docker_archive(path, &oci_options, &mut oci_warn)?,
+        SourceSpec::DockerArchive { path, image } => {
+            // Tags compare normalised, as skopeo compares them: `debian` is `docker.io/library/debian:latest`.
+            let wanted = match image {
+                Some(ArchiveImage::Reference(r)) => Some(clay_registry::Reference::parse(r)?),
+                _ => None,
+            };
+            let matches = |tag: &str| clay_registry::Reference::parse(tag).ok() == wanted;
+            let which = match image {
+                None => None,
+                Some(ArchiveImage::Index(i)) => Some(clay_oci::DockerImage::Index(*i)),
+                Some(ArchiveImage::Reference(name)) => Some(clay_oci::DockerImage::Tagged { name, matches: &matches }),
+            };
+            clay_oci::read_docker_archive(path, which, &oci_options, &mut oci_warn)?
+        }
         SourceSpec::Registry { reference } => {
             // The blobs land, verified, in a private directory as an OCI layout, which is then read like any
             // other: layers are never unpacked on the host. The tree keeps open handles (spill files, blob

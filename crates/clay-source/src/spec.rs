@@ -16,10 +16,54 @@ pub enum SourceSpec {
     Oci { path: PathBuf, tag: Option<String> },
     /// A tar archive of an OCI image layout (`oci-archive:PATH[:TAG]`).
     OciArchive { path: PathBuf, tag: Option<String> },
-    /// A `docker save` / `podman save --format docker-archive` archive of one image (`docker-archive:PATH`).
-    DockerArchive { path: PathBuf },
+    /// A `docker save` / `podman save --format docker-archive` archive (`docker-archive:PATH[:REF|:@INDEX]`),
+    /// and which of its images to read when it holds several.
+    DockerArchive { path: PathBuf, image: Option<ArchiveImage> },
     /// An image in a registry (`docker://REF`, e.g. `docker://docker.io/library/debian:bookworm`).
     Registry { reference: String },
+}
+
+/// One image of a docker archive that holds several, as skopeo names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveImage {
+    /// `@INDEX`: the image at this position of the archive's `manifest.json`, counted from 0.
+    Index(usize),
+    /// `REF`: the image tagged so (`debian:bookworm` matches `docker.io/library/debian:bookworm`), as written.
+    Reference(String),
+}
+
+impl ArchiveImage {
+    /// Reads `@INDEX` or a tagged reference (a digest cannot name an image in an archive, whose `manifest.json`
+    /// records tags only).
+    fn parse(spec: &str, s: &str) -> Result<ArchiveImage, SourceError> {
+        let bad = |reason: String| SourceError::ArchiveImage { spec: spec.to_owned(), reason };
+        if let Some(index) = s.strip_prefix('@') {
+            if index.bytes().all(|b| b.is_ascii_digit()) {
+                return index
+                    .parse()
+                    .map(ArchiveImage::Index)
+                    .map_err(|_| bad(format!("`@{index}` is not a position in the archive")));
+            }
+            return Err(bad(format!(
+                "`@{index}` is neither a position (@0, @1, ...) nor a reference; images in an archive are named by \
+                 tag, not by digest"
+            )));
+        }
+        let reference = clay_registry::Reference::parse(s).map_err(|e| bad(e.to_string()))?;
+        if reference.digest.is_some() {
+            return Err(bad(format!("`{s}` names a digest; images in an archive are named by tag or as @INDEX")));
+        }
+        Ok(ArchiveImage::Reference(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for ArchiveImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArchiveImage::Index(i) => write!(f, "@{i}"),
+            ArchiveImage::Reference(r) => f.write_str(r),
+        }
+    }
 }
 
 /// Transports of the image world that later work will read; named so the error can say "not yet".
@@ -51,7 +95,16 @@ impl FromStr for SourceSpec {
             return Ok(SourceSpec::OciArchive { path: nonempty(path)?, tag });
         }
         if let Some(rest) = s.strip_prefix("docker-archive:") {
-            return Ok(SourceSpec::DockerArchive { path: nonempty(rest)? });
+            let (path, image) = match split_existing(rest, Path::is_file) {
+                Some(split) => split,
+                // Nothing exists (the error will say so): skopeo's reading, the path ends at the first `:`.
+                None => match rest.split_once(':') {
+                    Some((path, image)) if !path.is_empty() => (path, Some(image)),
+                    _ => (rest, None),
+                },
+            };
+            let image = image.map(|i| ArchiveImage::parse(s, i)).transpose()?;
+            return Ok(SourceSpec::DockerArchive { path: nonempty(path)?, image });
         }
         if let Some(rest) = s.strip_prefix("docker://") {
             if rest.is_empty() {
@@ -73,20 +126,29 @@ impl FromStr for SourceSpec {
 /// exists (the error will say so), the last `:` starts the tag if what follows is a valid tag, as skopeo reads
 /// `oci:` references.
 fn split_tag(rest: &str, exists: fn(&Path) -> bool) -> (&str, Option<String>) {
-    if exists(Path::new(rest)) {
-        return (rest, None);
-    }
-    let colons = rest.char_indices().filter(|(_, c)| *c == ':').map(|(i, _)| i).rev();
-    for i in colons {
-        let (path, tag) = (&rest[..i], &rest[i + 1..]);
-        if !path.is_empty() && !tag.is_empty() && exists(Path::new(path)) {
-            return (path, Some(tag.to_owned()));
-        }
+    if let Some((path, tag)) = split_existing(rest, exists) {
+        return (path, tag.map(str::to_owned));
     }
     match rest.rsplit_once(':') {
         Some((path, tag)) if is_tag(tag) => (path, Some(tag.to_owned())),
         _ => (rest, None),
     }
+}
+
+/// Splits `PATH[:WHAT]` where the path part names something that exists, the longest such path first; `None`
+/// when nothing does.
+fn split_existing(rest: &str, exists: fn(&Path) -> bool) -> Option<(&str, Option<&str>)> {
+    if exists(Path::new(rest)) {
+        return Some((rest, None));
+    }
+    let colons = rest.char_indices().filter(|(_, c)| *c == ':').map(|(i, _)| i).rev();
+    for i in colons {
+        let (path, what) = (&rest[..i], &rest[i + 1..]);
+        if !path.is_empty() && !what.is_empty() && exists(Path::new(path)) {
+            return Some((path, Some(what)));
+        }
+    }
+    None
 }
 
 /// A Docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` (distribution/reference).
@@ -113,7 +175,10 @@ impl SourceSpec {
             SourceSpec::Tar(p) => format!("tarball {}", p.display()),
             SourceSpec::Oci { path, tag } => format!("OCI image layout {}{}", path.display(), tag_suffix(tag)),
             SourceSpec::OciArchive { path, tag } => format!("OCI archive {}{}", path.display(), tag_suffix(tag)),
-            SourceSpec::DockerArchive { path } => format!("docker archive {}", path.display()),
+            SourceSpec::DockerArchive { path, image: None } => format!("docker archive {}", path.display()),
+            SourceSpec::DockerArchive { path, image: Some(image) } => {
+                format!("docker archive {}, image {image}", path.display())
+            }
             SourceSpec::Registry { reference } => format!("image docker://{reference}"),
         }
     }

@@ -135,8 +135,33 @@ fn image_specs_split_the_tag_where_the_path_exists() {
         parse(&format!("oci-archive:{a}:v2")),
         SourceSpec::OciArchive { path: archive.clone(), tag: Some("v2".into()) }
     );
-    assert_eq!(parse(&format!("docker-archive:{a}")), SourceSpec::DockerArchive { path: archive.clone() });
+    let docker = |path: &std::path::Path, image| SourceSpec::DockerArchive { path: path.to_owned(), image };
+    assert_eq!(parse(&format!("docker-archive:{a}")), docker(&archive, None));
     assert_eq!(parse("oci:img:v1").describe(), "OCI image layout img (image v1)");
+
+    // One image of a `docker save a b` archive: skopeo's `:REF` (any spelling of the reference) or `:@INDEX`.
+    let reference = |r: &str| Some(ArchiveImage::Reference(r.into()));
+    assert_eq!(parse(&format!("docker-archive:{a}:@1")), docker(&archive, Some(ArchiveImage::Index(1))));
+    assert_eq!(parse(&format!("docker-archive:{a}:debian")), docker(&archive, reference("debian")));
+    assert_eq!(
+        parse(&format!("docker-archive:{a}:localhost:5000/x/y:v1")),
+        docker(&archive, reference("localhost:5000/x/y:v1"))
+    );
+    // When nothing exists, the path ends at the first `:`, as skopeo reads it.
+    assert_eq!(
+        parse("docker-archive:/no/such.tar:b:2"),
+        docker(std::path::Path::new("/no/such.tar"), reference("b:2"))
+    );
+    assert_eq!(parse("docker-archive:img.tar:@0").describe(), "docker archive img.tar, image @0");
+    for (spec, reason) in [
+        (format!("docker-archive:{a}:@x"), "`@x` is neither a position (@0, @1, ...) nor a reference"),
+        (format!("docker-archive:{a}:@99999999999999999999999"), "is not a position in the archive"),
+        (format!("docker-archive:{a}:Bad Name"), "whitespace"),
+        (format!("docker-archive:{a}:b@sha256:{}", "0".repeat(64)), "names a digest; images in an archive are named"),
+    ] {
+        let err = spec.parse::<SourceSpec>().unwrap_err().to_string();
+        assert!(err.starts_with(&format!("`{spec}`: ")) && err.contains(reason), "{spec}: {err}");
+    }
 }
 
 #[test]

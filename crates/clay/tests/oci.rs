@@ -39,6 +39,8 @@ fn container_images_in_every_local_transport_boot_with_their_layers_merged() {
            -f Containerfile . >/dev/null
          {podman} save -q --format oci-archive -o image-oci.tar localhost/clay-tiny-layered
          {podman} save -q --format docker-archive -o image-docker.tar localhost/clay-tiny-layered
+         {podman} save -q -m --format docker-archive -o images-docker.tar localhost/clay-tiny-base \
+           localhost/clay-tiny-layered
          skopeo copy -q oci-archive:image-oci.tar oci:layout:latest
          {podman} rmi -f localhost/clay-tiny-layered localhost/clay-tiny-base >/dev/null",
         w = w.display(),
@@ -68,6 +70,28 @@ fn container_images_in_every_local_transport_boot_with_their_layers_merged() {
     let ahead = std::fs::read(w.join("out/image-0.efi")).unwrap();
     let plain = std::fs::read(w.join("out/image-2.efi")).unwrap();
     assert!(ahead == plain, "the UKI from gzip layers differs from the UKI from the same layers uncompressed");
+
+    // `podman save -m` put the base and the layered image in one archive: one is chosen by its tag (in any
+    // spelling that normalises to it) or by position, and is the same image, so the same bytes, as saved alone.
+    let several = format!("docker-archive:{}/images-docker.tar", w.display());
+    let uki_of = |source: &str, name: &str| {
+        let efi = w.join("out").join(name);
+        clay_ok(&["build", source, "-f", "efi", "-o", efi.to_str().unwrap(), "--cmdline", TINY_CMDLINE]);
+        std::fs::read(efi).unwrap()
+    };
+    for (i, which) in ["localhost/clay-tiny-layered", "localhost/clay-tiny-layered:latest", "@1"].iter().enumerate() {
+        let uki = uki_of(&format!("{several}:{which}"), &format!("chosen-{i}.efi"));
+        assert!(uki == plain, "`{several}:{which}` is not the layered image");
+    }
+    assert!(uki_of(&format!("{several}:@0"), "base.efi") != plain, "`{several}:@0` is the layered image too");
+    let out = w.join("out/several.efi");
+    let err = clay_err(clay().args(["build", &several, "-f", "efi", "-o", out.to_str().unwrap()]));
+    assert!(err.contains(&format!("holds several images; name one as `{several}:REF` or by position")), "{err}");
+    assert!(err.contains("`localhost/clay-tiny-base:latest` (@0), `localhost/clay-tiny-layered:latest` (@1)"), "{err}");
+    // A familiar name means Docker Hub's, which the archive does not hold.
+    let err = clay_err(clay().args(["build", &format!("{several}:clay-tiny-base"), "-o", out.to_str().unwrap()]));
+    assert!(err.contains("has no image tagged `clay-tiny-base`; it has"), "{err}");
+    assert!(!out.exists());
 
     // A layer changed after it was saved. The docker-archive's layers are plain tars, so this one still reads and
     // the OS is built from it while its digest is checked; the check fails and nothing is written.

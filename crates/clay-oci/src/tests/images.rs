@@ -285,15 +285,83 @@ fn docker_archives_in_both_layouts_read_and_are_verified() {
     for legacy in [true, false] {
         let path = dir.path().join(format!("docker-{legacy}.tar"));
         std::fs::write(&path, docker_archive(legacy, false)).unwrap();
-        let image = read_docker_archive(&path, &opts(None), &mut no_warnings).unwrap();
+        let image = read_docker_archive(&path, None, &opts(None), &mut no_warnings).unwrap();
         assert!(image.tree.lookup(b"etc/one").unwrap().is_none());
         assert_eq!(content(&image, "etc/two"), b"2");
         assert_eq!(image.config.cmd, Some(vec!["/bin/sh".to_owned()]));
 
         std::fs::write(&path, docker_archive(legacy, true)).unwrap();
-        let err = read_docker_archive(&path, &opts(None), &mut no_warnings).unwrap_err().to_string();
+        let err = read_docker_archive(&path, None, &opts(None), &mut no_warnings).unwrap_err().to_string();
         assert!(err.contains("does not match its digest"), "{err}");
     }
+}
+
+/// A docker-archive of several images, as `docker save a b c` writes it: each image one layer holding
+/// `etc/which` with its own content, under its own tags (none for an image saved by ID).
+fn docker_archive_of(images: &[(&[&str], &[u8])]) -> Vec<u8> {
+    let mut t = Tar::default();
+    let mut manifest = Vec::new();
+    for (tags, which) in images {
+        let layer = Tar::default().file("etc/which", which).finish();
+        let layer_name = format!("blobs/sha256/{}", &sha256(&layer)[7..]);
+        let config = json!({ "os": "linux", "architecture": "amd64",
+                             "rootfs": { "type": "layers", "diff_ids": [sha256(&layer)] } });
+        let config = serde_json::to_vec(&config).unwrap();
+        let config_name = format!("blobs/sha256/{}", &sha256(&config)[7..]);
+        t.file(&layer_name, &layer).file(&config_name, &config);
+        let tags = if tags.is_empty() { Value::Null } else { json!(tags) };
+        manifest.push(json!({ "Config": config_name, "RepoTags": tags, "Layers": [layer_name] }));
+    }
+    t.file("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    t.finish()
+}
+
+#[test]
+fn an_image_of_a_docker_archive_of_several_is_chosen_by_tag_or_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("several.tar");
+    let images: [(&[&str], &[u8]); 3] =
+        [(&["localhost/a:latest", "localhost/a:1"], b"a"), (&["docker.io/library/b:2"], b"b"), (&[], b"by id")];
+    std::fs::write(&path, docker_archive_of(&images)).unwrap();
+    let read = |which| read_docker_archive(&path, which, &opts(None), &mut no_warnings);
+
+    let err = read(None).unwrap_err().to_string();
+    let p = path.display();
+    assert_eq!(
+        err,
+        format!(
+            "image `docker-archive:{p}` holds several images; name one as `docker-archive:{p}:REF` or by position as \
+             `docker-archive:{p}:@INDEX`: `localhost/a:latest`, `localhost/a:1` (@0), `docker.io/library/b:2` (@1), \
+             @2 (untagged)"
+        )
+    );
+    for (i, (_, which)) in images.iter().enumerate() {
+        assert_eq!(content(&read(Some(DockerImage::Index(i))).unwrap(), "etc/which"), *which);
+    }
+    let err = read(Some(DockerImage::Index(3))).unwrap_err().to_string();
+    assert_eq!(err, format!("image `docker-archive:{p}:@3` has no image @3: it holds 3, @0 to @2"));
+
+    // Whether a tag names the image is the caller's (normalising) comparison; the first tag or any other matches.
+    let b = |tag: &str| tag == "docker.io/library/b:2";
+    let image = read(Some(DockerImage::Tagged { name: "b:2", matches: &b })).unwrap();
+    assert_eq!(content(&image, "etc/which"), b"b");
+    let a1 = |tag: &str| tag == "localhost/a:1";
+    let image = read(Some(DockerImage::Tagged { name: "localhost/a:1", matches: &a1 })).unwrap();
+    assert_eq!(content(&image, "etc/which"), b"a");
+    let none = |_: &str| false;
+    let err = read(Some(DockerImage::Tagged { name: "c", matches: &none })).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("image `docker-archive:{p}:c` has no image tagged `c`; it has `localhost/a")),
+        "{err}"
+    );
+    let every = |_: &str| true;
+    let err = read(Some(DockerImage::Tagged { name: "x", matches: &every })).unwrap_err().to_string();
+    assert!(err.contains("several of its images are tagged `x`; choose one as @INDEX"), "{err}");
+
+    // One image needs no choice, and a choice of it still works.
+    std::fs::write(&path, docker_archive_of(&images[1..2])).unwrap();
+    assert_eq!(content(&read(None).unwrap(), "etc/which"), b"b");
+    assert_eq!(content(&read(Some(DockerImage::Index(0))).unwrap(), "etc/which"), b"b");
 }
 
 #[test]
@@ -308,6 +376,6 @@ fn missing_and_wrong_sources_say_so() {
     assert!(err.ends_with("is a directory; an archive is a file (use oci:DIR for an image layout directory)"));
     let not_docker = dir.path().join("x.tar");
     std::fs::write(&not_docker, Tar::default().file("hello", b"x").finish()).unwrap();
-    let err = read_docker_archive(&not_docker, &opts(None), &mut no_warnings).unwrap_err().to_string();
+    let err = read_docker_archive(&not_docker, None, &opts(None), &mut no_warnings).unwrap_err().to_string();
     assert!(err.contains("manifest.json is not valid: it is missing, so this is not a docker save archive"), "{err}");
 }

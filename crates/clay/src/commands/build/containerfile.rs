@@ -54,7 +54,7 @@ impl Engine {
             ),
             Engine::Docker => (
                 vec!["save".into(), "-o".into(), file, tag.into()],
-                SourceSpec::DockerArchive { path: archive.to_owned() },
+                SourceSpec::DockerArchive { path: archive.to_owned(), image: None },
             ),
         }
     }

@@ -128,8 +128,8 @@ pub enum Firmware {
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// The root filesystem: a directory, `dir:PATH`, `tar:PATH` (plain, gzip, zstd or xz), or a container image:
-    /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE` (podman/docker save) or `docker://REF` (a
-    /// registry).
+    /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF|:@INDEX]` (podman/docker save; REF or
+    /// INDEX picks one image of several) or `docker://REF` (a registry).
     #[arg(required_unless_present = "containerfile", conflicts_with = "containerfile")]
     pub source: Option<String>,
     /// Build the image from this Containerfile (or Dockerfile) with podman, buildah or docker, whichever is
