@@ -355,6 +355,9 @@ fn write_outputs(
     // format.
     let (uefi, bios) = (args.firmware != Firmware::Bios, args.firmware != Firmware::Uefi);
     let needs_uki = formats.contains(&Format::Efi) || (uefi && (has_disk || formats.contains(&Format::Iso)));
+    // Disks and the ISO derive their identifiers from the UKI's hash; a UKI alone needs none, and hashing it
+    // would cost a tenth of the build.
+    let needs_seed = has_disk || formats.contains(&Format::Iso);
     // BIOS boot code is looked up before any output is written, so a missing package fails fast.
     let iso_bios = if bios && formats.contains(&Format::Iso) { Some(iso::BiosCode::find(tree)?) } else { None };
     let disk_bios = if bios && has_disk { Some(bios::DiskBiosCode::find(tree)?) } else { None };
@@ -398,16 +401,16 @@ fn write_outputs(
             Some(match (efi, in_disk) {
                 (Some(out), _) => {
                     let name = out.target().display().to_string();
-                    write_uki(out.file()?, &name, b, initrd, epoch)?
+                    write_uki(out.file()?, &name, b, initrd, epoch, needs_seed)?
                 }
                 (None, Some((at, (file, name)))) => {
                     file.seek(SeekFrom::Start(at)).with_context(|| format!("cannot write `{name}`"))?;
                     uki_in_disk = true;
-                    write_uki(file, name, b, initrd, epoch)?
+                    write_uki(file, name, b, initrd, epoch, needs_seed)?
                 }
                 (None, None) => {
                     let mut temp = tempfile::tempfile().context("cannot create a temporary file for the UKI")?;
-                    write_uki(&mut temp, "the UKI", b, initrd, epoch)?
+                    write_uki(&mut temp, "the UKI", b, initrd, epoch, needs_seed)?
                 }
             })
         }
@@ -427,7 +430,7 @@ fn write_outputs(
     }
     // Identifiers (GUIDs, volume IDs) derive from the UKI, or without one from what BIOS boots.
     let seed = match (&uki, &boot, &initrd) {
-        (Some(u), _, _) => Some(u.seed),
+        (Some(u), _, _) => u.seed,
         (None, Some(b), Some(initrd)) => Some(bios_only_seed(b, initrd)),
         _ => None,
     };
@@ -437,6 +440,7 @@ fn write_outputs(
             disk::write(&mut file, &plan, seed, copy_uki, &name)?;
             Some((file, plan.layout.disk_size))
         }
+        (Some(_), Some(_), None) => bail!("internal error: no identifiers for the disk"),
         _ => None,
     };
 
@@ -597,12 +601,12 @@ fn build_initramfs(tree: &Tree, kernel: &Kernel, compression: Compression, epoch
     Ok(Initrd { content: Content::Range { file: Arc::new(file), offset: 0, len: stats.total_bytes } })
 }
 
-/// The UKI as written: its bytes (for the disks that carry it) and a seed for every identifier derived from it
-/// (disk and partition GUIDs, volume IDs): the first half of its SHA-256, so the same OS gets the same
-/// identifiers and a different OS different ones.
+/// The UKI as written: its bytes (for the disks that carry it) and, when asked for, a seed for every identifier
+/// derived from it (disk and partition GUIDs, volume IDs): the first half of its SHA-256, so the same OS gets the
+/// same identifiers and a different OS different ones.
 struct Uki {
     content: Content,
-    seed: [u8; 16],
+    seed: Option<[u8; 16]>,
 }
 
 /// The UKI's sections in order (UAPI UKI spec), with their lengths; `.linux` and `.initrd` are streamed from their
@@ -626,8 +630,16 @@ fn uki_len(parts: &BootInputs, initrd: &Initrd) -> Result<u64> {
     Ok(clay_pe::uki_len(&parts.stub, &lens, sbat.as_bytes())?)
 }
 
-/// Writes the UKI into `file` from its current position (0 for the .efi output, the ESP's file for a disk).
-fn write_uki(file: &mut File, name: &str, parts: &BootInputs, initrd: &Initrd, epoch: Option<i64>) -> Result<Uki> {
+/// Writes the UKI into `file` from its current position (0 for the .efi output, the ESP's file for a disk), and
+/// hashes it for a seed when `seed` asks.
+fn write_uki(
+    file: &mut File,
+    name: &str,
+    parts: &BootInputs,
+    initrd: &Initrd,
+    epoch: Option<i64>,
+    seed: bool,
+) -> Result<Uki> {
     let start = file.stream_position().with_context(|| format!("cannot write `{name}`"))?;
     let linux = parts.linux.read_all(&parts.kernel.path)?;
     let sbat = clay_pe::default_sbat(env!("CARGO_PKG_VERSION"));
@@ -649,13 +661,16 @@ fn write_uki(file: &mut File, name: &str, parts: &BootInputs, initrd: &Initrd, e
     }
 
     let timestamp = epoch.map(|t| u32::try_from(t).unwrap_or(u32::MAX));
-    let mut out = Hashing::new(BufWriter::with_capacity(1 << 20, &mut *file));
+    let mut out = Hashing::new(BufWriter::with_capacity(1 << 20, &mut *file), seed);
     let len = clay_pe::write_uki(&parts.stub, &mut sections, timestamp, &mut out)
         .with_context(|| format!("cannot write `{name}`"))?;
     let (buffered, digest) = out.finish();
     buffered.into_inner().map_err(|e| anyhow!("cannot write `{name}`: {}", e.error()))?;
-    let mut seed = [0u8; 16];
-    seed.copy_from_slice(&digest[..16]);
+    let seed = digest.map(|d| {
+        let mut seed = [0u8; 16];
+        seed.copy_from_slice(&d[..16]);
+        seed
+    });
     let reader = Arc::new(file.try_clone().with_context(|| format!("cannot read back `{name}`"))?);
     Ok(Uki { content: Content::Range { file: reader, offset: start, len }, seed })
 }
@@ -675,20 +690,20 @@ fn bios_only_seed(boot: &BootInputs, initrd: &Initrd) -> [u8; 16] {
     seed
 }
 
-/// A writer that hashes (SHA-256) what passes through it.
+/// A writer that hashes (SHA-256) what passes through it, when `hash` says so.
 struct Hashing<W> {
     inner: W,
-    hasher: sha2::Sha256,
+    hasher: Option<sha2::Sha256>,
 }
 
 impl<W: Write> Hashing<W> {
-    fn new(inner: W) -> Self {
-        Hashing { inner, hasher: sha2::Sha256::default() }
+    fn new(inner: W, hash: bool) -> Self {
+        Hashing { inner, hasher: hash.then(sha2::Sha256::default) }
     }
 
-    fn finish(self) -> (W, [u8; 32]) {
+    fn finish(self) -> (W, Option<[u8; 32]>) {
         use sha2::Digest;
-        (self.inner, self.hasher.finalize().into())
+        (self.inner, self.hasher.map(|h| h.finalize().into()))
     }
 }
 
@@ -696,7 +711,9 @@ impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         use sha2::Digest;
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         Ok(n)
     }
 
