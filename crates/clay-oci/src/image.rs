@@ -107,6 +107,7 @@ struct Reader<'a> {
     platform: Platform,
     lookahead: Option<Arc<dyn Lookahead>>,
     defer_checks: bool,
+    blobs_verified: bool,
     warn: &'a mut dyn FnMut(String),
 }
 
@@ -114,7 +115,7 @@ impl<'a> Reader<'a> {
     fn new(store: &'a Store, image: String, options: &ReadOptions, warn: &'a mut dyn FnMut(String)) -> Self {
         let platform = options.platform.clone().unwrap_or_else(Platform::host);
         let (lookahead, defer_checks) = (options.lookahead.clone(), options.defer_checks);
-        Reader { store, image, platform, lookahead, defer_checks, warn }
+        Reader { store, image, platform, lookahead, defer_checks, blobs_verified: options.blobs_verified, warn }
     }
 
     fn invalid(&self, what: impl Into<String>, reason: impl Into<String>) -> OciError {
@@ -231,6 +232,7 @@ impl<'a> Reader<'a> {
                 digest: Some(digest),
                 size: Some(desc.size),
                 diff_id: Some(diff_id),
+                verified: self.blobs_verified,
             });
         }
         let mut image = self.merge(config_digest, config, layers)?;
@@ -475,7 +477,8 @@ impl<'a> Reader<'a> {
             })?;
             // Only `blobs/<alg>/<hex>` names are digests of the stored bytes; `<id>/layer.tar` is an ID.
             let digest = if path.starts_with("blobs/") { named_digest(path) } else { None };
-            layers.push(LayerBlob { name: path.clone(), blob, digest, size: None, diff_id: Some(diff_id) });
+            let verified = self.blobs_verified;
+            layers.push(LayerBlob { name: path.clone(), blob, digest, size: None, diff_id: Some(diff_id), verified });
         }
         self.merge(config_digest, config, layers)
     }

@@ -33,11 +33,14 @@ pub(crate) struct LayerBlob {
     pub size: Option<u64>,
     /// The digest of the uncompressed tar (the config's `rootfs.diff_ids`).
     pub diff_id: Option<Digest>,
+    /// The stored bytes were checked against `digest` when they were stored ([`crate::ReadOptions`]).
+    pub verified: bool,
 }
 
 impl LayerBlob {
     /// The uncompressed tar (the blob itself when it is plain, else an unlinked spill file), with the checks of
-    /// its digests queued on `checks`: the stored bytes against the layer digest, the tar against the diff ID.
+    /// its digests queued on `checks`: the stored bytes against the layer digest (unless they were verified as
+    /// they were stored), the tar against the diff ID.
     /// Only the size is checked before this returns. While a layer is decompressed, `lookahead` sees its files'
     /// data. Errors are returned as they are; the caller lets `checks` explain them.
     pub fn tar(&self, image: &str, lookahead: Option<&dyn Lookahead>, checks: &mut Checks) -> Result<Blob, OciError> {
@@ -54,7 +57,7 @@ impl LayerBlob {
                 });
             }
         }
-        if let Some(digest) = &self.digest {
+        if let (Some(digest), false) = (&self.digest, self.verified) {
             checks.push(&self.blob, digest, image, "layer", digest.to_string());
         }
         let magic = self.blob.magic().map_err(read_err)?;

@@ -41,6 +41,10 @@ pub struct ReadOptions {
     /// Return with the layers' digest checks still running, in [`Image::checks`], for a caller that waits for
     /// them before it trusts what it made from the image. Otherwise they are waited for before returning.
     pub defer_checks: bool,
+    /// The layer blobs were checked against their digests as they were stored, by the caller, in a place only it
+    /// writes (clay-registry's pulls into a private layout): they are not hashed again. Compressed layers are
+    /// still checked against the config's diff IDs.
+    pub blobs_verified: bool,
 }
 
 /// Something that works on file data ahead of time, while the rest of a compressed layer is still being

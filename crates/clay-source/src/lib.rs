@@ -111,8 +111,12 @@ pub fn read_source_with_progress(
     progress: Option<&dyn Fn(clay_registry::ProgressEvent)>,
 ) -> Result<Source, SourceError> {
     let platform = options.platform.as_deref().map(str::parse::<Platform>).transpose()?;
-    let oci_options =
-        clay_oci::ReadOptions { platform, lookahead: options.lookahead.clone(), defer_checks: options.defer_checks };
+    let oci_options = clay_oci::ReadOptions {
+        platform,
+        lookahead: options.lookahead.clone(),
+        defer_checks: options.defer_checks,
+        ..clay_oci::ReadOptions::default()
+    };
     let mut oci_warn = |w: String| warn(Warning(w));
     let image = match spec {
         SourceSpec::Dir(path) => {
@@ -154,7 +158,9 @@ pub fn read_source_with_progress(
                 },
             };
             clay_registry::pull(&reference, &pull, layout.path())?;
-            clay_oci::read_layout(layout.path(), None, &oci_options, &mut oci_warn)?
+            // The pull hashed every blob as it arrived; only the diff IDs are left to check.
+            let pulled = clay_oci::ReadOptions { blobs_verified: true, ..oci_options };
+            clay_oci::read_layout(layout.path(), None, &pulled, &mut oci_warn)?
         }
     };
     Ok(Source { tree: image.tree, config: Some(image.config), checks: image.checks })

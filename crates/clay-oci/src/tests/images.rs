@@ -147,6 +147,28 @@ fn deferred_checks_are_awaited_by_the_caller_and_still_fail() {
 }
 
 #[test]
+fn blobs_verified_as_they_were_stored_are_not_hashed_again_but_diff_ids_are() {
+    let verified = ReadOptions { defer_checks: true, blobs_verified: true, ..opts(None) };
+    // A plain layer is its own diff ID: once its blob is verified, nothing is left to hash.
+    let mut blobs = Blobs::default();
+    let image = blobs.image(&[(Tar::default().file("etc/which", b"plain").finish(), Comp::Plain)], "linux/amd64");
+    let dir = tempfile::tempdir().unwrap();
+    blobs.write_layout(dir.path(), vec![image]);
+    let image = read_layout(dir.path(), None, &verified, &mut no_warnings).unwrap();
+    assert!(image.checks.is_empty());
+    // A compressed layer's tar is still checked against the config's diff ID, and a wrong one is still refused.
+    let mut blobs = Blobs::default();
+    let image = blobs.image_with(&one_layer(b"x"), "linux/amd64", |config, _| {
+        config["rootfs"]["diff_ids"][0] = json!(sha256(b"something else"));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    blobs.write_layout(dir.path(), vec![image]);
+    let image = read_layout(dir.path(), None, &verified, &mut no_warnings).unwrap();
+    let err = image.checks.wait().unwrap_err().to_string();
+    assert!(err.contains("uncompressed layer") && err.contains("does not match its digest"), "{err}");
+}
+
+#[test]
 fn a_wrong_diff_id_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut blobs = Blobs::default();
