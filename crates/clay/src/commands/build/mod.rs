@@ -20,12 +20,14 @@ mod bios;
 mod containerdisk;
 mod containerfile;
 pub(crate) mod disk;
+mod hashing;
 mod iso;
 pub(crate) mod root;
 pub(crate) mod sign;
 mod vm;
 
 use crate::output::{output_path, PendingOutput};
+use hashing::Hashing;
 
 /// Where a systemd EFI stub lives in an image or on the host (systemd's `ukify` looks in the same place).
 const STUB_PATH: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
@@ -664,7 +666,7 @@ fn write_uki(
     let mut out = Hashing::new(BufWriter::with_capacity(1 << 20, &mut *file), seed);
     let len = clay_pe::write_uki(&parts.stub, &mut sections, timestamp, &mut out)
         .with_context(|| format!("cannot write `{name}`"))?;
-    let (buffered, digest) = out.finish();
+    let (buffered, digest) = out.finish().with_context(|| format!("cannot hash `{name}`"))?;
     buffered.into_inner().map_err(|e| anyhow!("cannot write `{name}`: {}", e.error()))?;
     let seed = digest.map(|d| {
         let mut seed = [0u8; 16];
@@ -688,38 +690,6 @@ fn bios_only_seed(boot: &BootInputs, initrd: &Initrd) -> [u8; 16] {
     let mut seed = [0u8; 16];
     seed.copy_from_slice(&digest[..16]);
     seed
-}
-
-/// A writer that hashes (SHA-256) what passes through it, when `hash` says so.
-struct Hashing<W> {
-    inner: W,
-    hasher: Option<sha2::Sha256>,
-}
-
-impl<W: Write> Hashing<W> {
-    fn new(inner: W, hash: bool) -> Self {
-        Hashing { inner, hasher: hash.then(sha2::Sha256::default) }
-    }
-
-    fn finish(self) -> (W, Option<[u8; 32]>) {
-        use sha2::Digest;
-        (self.inner, self.hasher.map(|h| h.finalize().into()))
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        use sha2::Digest;
-        let n = self.inner.write(buf)?;
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(&buf[..n]);
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// The EFI stub: `--stub`, else the image's, else this machine's.
