@@ -86,6 +86,13 @@ impl Reference {
         Ok(Self { registry, repository, tag, digest })
     }
 
+    /// Whether `input`, a reference as written, names its registry; one that does not means Docker Hub.
+    pub fn names_registry(input: &str) -> bool {
+        let s = input.strip_prefix(TRANSPORT_PREFIX).unwrap_or(input);
+        let name = s.split_once('@').map_or(s, |(name, _)| name);
+        split_domain(name).0.is_some()
+    }
+
     /// The host (and port) the registry API answers on: Docker Hub's differs from its name.
     pub fn api_host(&self) -> &str {
         if self.registry == DEFAULT_REGISTRY {

@@ -373,3 +373,21 @@ fn layout_index_replaces_entries_by_ref_name() {
     assert!(layout.find_manifest(None).unwrap_err().to_string().contains("2 images"));
     assert_eq!(std::fs::read(dir.path().join("oci-layout")).unwrap(), br#"{"imageLayoutVersion":"1.0.0"}"#);
 }
+
+#[test]
+fn whether_a_reference_names_its_registry() {
+    for (input, names) in [
+        ("alpine", false),
+        ("alpine:3.20", false),
+        ("library/alpine", false),
+        ("docker://alpine", false),
+        ("myimage@sha256:0123", false),
+        ("localhost/x", true),
+        ("docker.io/alpine", true),
+        ("registry.example/os:1", true),
+        ("host:5000/repo", true),
+        ("docker://localhost:5000/a/b:c", true),
+    ] {
+        assert_eq!(Reference::names_registry(input), names, "{input}");
+    }
+}

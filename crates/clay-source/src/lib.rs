@@ -130,18 +130,7 @@ pub fn read_source_with_progress(
             clay_oci::read_oci_archive(path, tag.as_deref(), &oci_options, &mut oci_warn)?
         }
         SourceSpec::DockerArchive { path, image } => {
-            // Tags compare normalised, as skopeo compares them: `debian` is `docker.io/library/debian:latest`.
-            let wanted = match image {
-                Some(ArchiveImage::Reference(r)) => Some(clay_registry::Reference::parse(r)?),
-                _ => None,
-            };
-            let matches = |tag: &str| clay_registry::Reference::parse(tag).ok() == wanted;
-            let which = match image {
-                None => None,
-                Some(ArchiveImage::Index(i)) => Some(clay_oci::DockerImage::Index(*i)),
-                Some(ArchiveImage::Reference(name)) => Some(clay_oci::DockerImage::Tagged { name, matches: &matches }),
-            };
-            clay_oci::read_docker_archive(path, which, &oci_options, &mut oci_warn)?
+            read_docker_archive(path, image.as_ref(), &oci_options, &mut oci_warn)?
         }
         SourceSpec::Registry { reference } => {
             // The blobs land, verified, in a private directory as an OCI layout, which is then read like any
@@ -164,6 +153,48 @@ pub fn read_source_with_progress(
         }
     };
     Ok(Source { tree: image.tree, config: Some(image.config), checks: image.checks })
+}
+
+/// Reads `docker-archive:PATH[:REF|:@INDEX]`. A reference is compared normalised, as skopeo compares it
+/// (`debian` is `docker.io/library/debian:latest`). A short name that matches nothing is tried once more as podman
+/// names the images it builds, `localhost/NAME`, with a warning.
+fn read_docker_archive(
+    path: &std::path::Path,
+    image: Option<&ArchiveImage>,
+    options: &clay_oci::ReadOptions,
+    warn: &mut dyn FnMut(String),
+) -> Result<clay_oci::Image, SourceError> {
+    use clay_oci::DockerImage;
+    use clay_registry::Reference;
+    let name = match image {
+        None => return Ok(clay_oci::read_docker_archive(path, None, options, warn)?),
+        Some(ArchiveImage::Index(i)) => {
+            return Ok(clay_oci::read_docker_archive(path, Some(DockerImage::Index(*i)), options, warn)?)
+        }
+        Some(ArchiveImage::Reference(name)) => name,
+    };
+    let wanted = Reference::parse(name)?;
+    let matches = |tag: &str| Reference::parse(tag).is_ok_and(|t| t == wanted);
+    let err =
+        match clay_oci::read_docker_archive(path, Some(DockerImage::Tagged { name, matches: &matches }), options, warn)
+        {
+            Err(err @ clay_oci::OciError::NoSuchTag { .. }) if !Reference::names_registry(name) => err,
+            other => return Ok(other?),
+        };
+    let Ok(local) = Reference::parse(&format!("localhost/{name}")) else { return Err(err.into()) };
+    let matches_local = |tag: &str| Reference::parse(tag).is_ok_and(|t| t == local);
+    let which = DockerImage::Tagged { name, matches: &matches_local };
+    match clay_oci::read_docker_archive(path, Some(which), options, warn) {
+        Ok(image) => {
+            warn(format!(
+                "`{name}` means `{wanted}`, which the archive does not hold; read `{local}`, as podman names its own \
+                 images"
+            ));
+            Ok(image)
+        }
+        Err(clay_oci::OciError::NoSuchTag { .. }) => Err(err.into()),
+        Err(other) => Err(other.into()),
+    }
 }
 
 #[cfg(test)]

@@ -76,21 +76,30 @@ fn container_images_in_every_local_transport_boot_with_their_layers_merged() {
     let several = format!("docker-archive:{}/images-docker.tar", w.display());
     let uki_of = |source: &str, name: &str| {
         let efi = w.join("out").join(name);
-        clay_ok(&["build", source, "-f", "efi", "-o", efi.to_str().unwrap(), "--cmdline", TINY_CMDLINE]);
-        std::fs::read(efi).unwrap()
+        let out = clay_ok(&["build", source, "-f", "efi", "-o", efi.to_str().unwrap(), "--cmdline", TINY_CMDLINE]);
+        (std::fs::read(efi).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     for (i, which) in ["localhost/clay-tiny-layered", "localhost/clay-tiny-layered:latest", "@1"].iter().enumerate() {
-        let uki = uki_of(&format!("{several}:{which}"), &format!("chosen-{i}.efi"));
+        let (uki, _) = uki_of(&format!("{several}:{which}"), &format!("chosen-{i}.efi"));
         assert!(uki == plain, "`{several}:{which}` is not the layered image");
     }
-    assert!(uki_of(&format!("{several}:@0"), "base.efi") != plain, "`{several}:@0` is the layered image too");
+    assert!(uki_of(&format!("{several}:@0"), "base.efi").0 != plain, "`{several}:@0` is the layered image too");
+    // A short name means Docker Hub's image, which the archive does not hold; podman users mean their own.
+    let (uki, stderr) = uki_of(&format!("{several}:clay-tiny-layered"), "short.efi");
+    assert!(uki == plain, "`{several}:clay-tiny-layered` is not the layered image");
+    assert!(
+        stderr.contains(
+            "`clay-tiny-layered` means `docker.io/library/clay-tiny-layered:latest`, which the archive does not hold; \
+             read `localhost/clay-tiny-layered:latest`, as podman names its own images"
+        ),
+        "{stderr}"
+    );
     let out = w.join("out/several.efi");
     let err = clay_err(clay().args(["build", &several, "-f", "efi", "-o", out.to_str().unwrap()]));
     assert!(err.contains(&format!("holds several images; name one as `{several}:REF` or by position")), "{err}");
     assert!(err.contains("`localhost/clay-tiny-base:latest` (@0), `localhost/clay-tiny-layered:latest` (@1)"), "{err}");
-    // A familiar name means Docker Hub's, which the archive does not hold.
-    let err = clay_err(clay().args(["build", &format!("{several}:clay-tiny-base"), "-o", out.to_str().unwrap()]));
-    assert!(err.contains("has no image tagged `clay-tiny-base`; it has"), "{err}");
+    let err = clay_err(clay().args(["build", &format!("{several}:clay-tiny-other"), "-o", out.to_str().unwrap()]));
+    assert!(err.contains("has no image tagged `clay-tiny-other`; it has `localhost/clay-tiny-base:latest`"), "{err}");
     assert!(!out.exists());
 
     // A layer changed after it was saved. The docker-archive's layers are plain tars, so this one still reads and
