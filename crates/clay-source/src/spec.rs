@@ -37,6 +37,11 @@ impl ArchiveImage {
     /// records tags only).
     fn parse(spec: &str, s: &str) -> Result<ArchiveImage, SourceError> {
         let bad = |reason: String| SourceError::ArchiveImage { spec: spec.to_owned(), reason };
+        if s.is_empty() {
+            return Err(bad(
+                "nothing follows the last `:`; name an image as `:REF` or `:@INDEX`, or drop the `:`".into()
+            ));
+        }
         if let Some(index) = s.strip_prefix('@') {
             if index.bytes().all(|b| b.is_ascii_digit()) {
                 return index
@@ -95,14 +100,16 @@ impl FromStr for SourceSpec {
             return Ok(SourceSpec::OciArchive { path: nonempty(path)?, tag });
         }
         if let Some(rest) = s.strip_prefix("docker-archive:") {
-            let (path, image) = match split_existing(rest, Path::is_file) {
-                Some(split) => split,
-                // Nothing exists (the error will say so): skopeo's reading, the path ends at the first `:`.
-                None => match rest.split_once(':') {
-                    Some((path, image)) if !path.is_empty() => (path, Some(image)),
-                    _ => (rest, None),
-                },
-            };
+            let trailing_colon = rest.strip_suffix(':').filter(|path| Path::new(path).is_file());
+            let (path, image) =
+                match trailing_colon.map(|path| (path, Some(""))).or_else(|| split_existing(rest, Path::is_file)) {
+                    Some(split) => split,
+                    // Nothing exists (the error will say so): skopeo's reading, the path ends at the first `:`.
+                    None => match rest.split_once(':') {
+                        Some((path, image)) if !path.is_empty() => (path, Some(image)),
+                        _ => (rest, None),
+                    },
+                };
             let image = image.map(|i| ArchiveImage::parse(s, i)).transpose()?;
             return Ok(SourceSpec::DockerArchive { path: nonempty(path)?, image });
         }

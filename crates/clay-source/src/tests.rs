@@ -157,6 +157,7 @@ fn image_specs_split_the_tag_where_the_path_exists() {
         (format!("docker-archive:{a}:@x"), "`@x` is neither a position (@0, @1, ...) nor a reference"),
         (format!("docker-archive:{a}:@99999999999999999999999"), "is not a position in the archive"),
         (format!("docker-archive:{a}:Bad Name"), "whitespace"),
+        (format!("docker-archive:{a}:"), "nothing follows the last `:`; name an image as `:REF` or `:@INDEX`"),
         (format!("docker-archive:{a}:b@sha256:{}", "0".repeat(64)), "names a digest; images in an archive are named"),
     ] {
         let err = spec.parse::<SourceSpec>().unwrap_err().to_string();
