@@ -1,10 +1,13 @@
-//! Credentials: where podman and docker keep them (containers-auth.json(5), docker's config.json) and the
-//! `WWW-Authenticate` challenges (RFC 9110 §11.6.1, the Docker token flow) that say how to present them.
+//! Credentials: where podman and docker keep them (containers-auth.json(5), docker's config.json, and the
+//! credential helpers those files name: docker-credential-helpers' `get` protocol) and the `WWW-Authenticate`
+//! challenges (RFC 9110 §11.6.1, the Docker token flow) that say how to present them.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -22,11 +25,13 @@ pub struct Credentials {
     pub password: String,
     /// The auth file they came from, for error messages; `None` when given directly.
     pub origin: Option<PathBuf>,
+    /// The credential helper that gave them (`NAME` of `docker-credential-NAME`), named by `origin`.
+    pub helper: Option<String>,
 }
 
 impl Credentials {
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Self { username: username.into(), password: password.into(), origin: None }
+        Self { username: username.into(), password: password.into(), origin: None, helper: None }
     }
 
     /// `Authorization: Basic …` value.
@@ -37,9 +42,10 @@ impl Credentials {
 
     /// "from /path/auth.json" or "given on the command line", to finish a sentence.
     pub(crate) fn origin_phrase(&self) -> String {
-        match &self.origin {
-            Some(p) => format!("from {}", p.display()),
-            None => "given directly".to_owned(),
+        match (&self.helper, &self.origin) {
+            (Some(h), Some(p)) => format!("from `{HELPER_PREFIX}{h}` (the credential helper {} names)", p.display()),
+            (_, Some(p)) => format!("from {}", p.display()),
+            _ => "given directly".to_owned(),
         }
     }
 }
@@ -50,6 +56,7 @@ impl fmt::Debug for Credentials {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("origin", &self.origin)
+            .field("helper", &self.helper)
             .finish()
     }
 }
@@ -58,6 +65,8 @@ impl fmt::Debug for Credentials {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuthFiles {
     paths: Vec<PathBuf>,
+    /// Where credential helpers are looked for instead of `PATH` (tests).
+    helper_path: Option<OsString>,
 }
 
 /// What [`AuthFiles::lookup`] found.
@@ -66,8 +75,8 @@ pub struct Lookup {
     pub credentials: Option<Credentials>,
     /// The files that were searched (existing or not).
     pub searched: Vec<PathBuf>,
-    /// When nothing matched but a file configures a credential helper (`credsStore`, `credHelpers`), which this crate
-    /// does not run: "PATH names the credential helper `NAME`".
+    /// When nothing matched but a file names a credential helper (`credsStore`, `credHelpers`) that could not
+    /// help: "PATH names the credential helper `NAME`, but …".
     pub helper: Option<String>,
 }
 
@@ -95,7 +104,13 @@ struct AuthEntry {
 impl AuthFiles {
     /// Exactly these files, in this order.
     pub fn new(paths: Vec<PathBuf>) -> Self {
-        Self { paths }
+        Self { paths, helper_path: None }
+    }
+
+    /// Credential helpers are looked for in `path` instead of `PATH`.
+    #[cfg(test)]
+    pub(crate) fn with_helper_path(self, path: impl Into<OsString>) -> Self {
+        Self { helper_path: Some(path.into()), ..self }
     }
 
     /// No files at all: anonymous unless credentials are given directly.
@@ -124,7 +139,7 @@ impl AuthFiles {
             paths.push(docker.join("config.json"));
         }
         paths.dedup();
-        Self { paths }
+        Self { paths, helper_path: None }
     }
 
     pub fn paths(&self) -> &[PathBuf] {
@@ -138,18 +153,110 @@ impl AuthFiles {
         let mut out = Lookup { searched: self.paths.clone(), ..Lookup::default() };
         for path in &self.paths {
             let Some(file) = read_auth_file(path)? else { continue };
+            // As docker reads its config.json: a helper for this registry (`credHelpers`), else the default one
+            // (`credsStore`), is asked before the file's own entries.
+            if let Some(helper) = file.cred_helpers.get(registry).or(file.creds_store.as_ref()) {
+                match run_helper(helper, registry, path, self.helper_path.as_deref())? {
+                    HelperAnswer::Found(credentials) => {
+                        out.credentials = Some(credentials);
+                        out.helper = None;
+                        return Ok(out);
+                    }
+                    HelperAnswer::NotFound(why) => {
+                        out.helper.get_or_insert_with(|| {
+                            format!("{} names the credential helper `{helper}`, but {why}", path.display())
+                        });
+                    }
+                }
+            }
             if let Some(credentials) = match_entry(&file, path, registry, repository)? {
                 out.credentials = Some(credentials);
                 out.helper = None;
                 return Ok(out);
             }
-            if out.helper.is_none() {
-                let helper = file.cred_helpers.get(registry).or(file.creds_store.as_ref());
-                out.helper = helper.map(|h| format!("{} names the credential helper `{h}`", path.display()));
-            }
         }
         Ok(out)
     }
+}
+
+/// Credential helpers are programs named `docker-credential-NAME` on `PATH`.
+const HELPER_PREFIX: &str = "docker-credential-";
+/// What a helper may print before it is cut off: real answers are a few hundred bytes.
+const MAX_HELPER_OUTPUT: usize = 1 << 20;
+
+enum HelperAnswer {
+    Found(Credentials),
+    /// Why not, to finish a sentence: "it has no credentials for docker.io".
+    NotFound(String),
+}
+
+#[derive(Deserialize)]
+struct HelperJson {
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default)]
+    secret: String,
+}
+
+/// Asks the credential helper `name` (named in `path`) for `registry`'s credentials, as docker does: `get`, the
+/// server on stdin, `{"Username", "Secret"}` on stdout. Docker Hub is asked for by its legacy URL, as docker
+/// stores it. A helper that is not installed, or has nothing for the registry, leaves the lookup to go on.
+fn run_helper(name: &str, registry: &str, path: &Path, search: Option<&std::ffi::OsStr>) -> Result<HelperAnswer> {
+    let bad = |reason: String| RegistryError::AuthFile { path: path.to_owned(), reason };
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        return Err(bad(format!("the credential helper name `{name}` is not a plain program name")));
+    }
+    let program = format!("{HELPER_PREFIX}{name}");
+    let server = if registry == DEFAULT_REGISTRY { "https://index.docker.io/v1/" } else { registry };
+    let failed = |reason: String| RegistryError::CredentialHelper { program: program.clone(), reason };
+    let mut command = Command::new(&program);
+    if let Some(search) = search {
+        command.env("PATH", search);
+    }
+    let mut child = match command.arg("get").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()
+    {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(HelperAnswer::NotFound(format!("`{program}` is not installed (not on PATH)")))
+        }
+        Err(e) => return Err(failed(format!("it cannot be started ({e})"))),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading its input says why on its output; that is what counts.
+        let _ = writeln!(stdin, "{server}");
+    }
+    let output = child.wait_with_output().map_err(|e| failed(format!("it cannot be read ({e})")))?;
+    let said = |bytes: &[u8]| String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_HELPER_OUTPUT)]).trim().to_owned();
+    if !output.status.success() {
+        let message = [said(&output.stdout), said(&output.stderr)].into_iter().find(|m| !m.is_empty());
+        let message = message.unwrap_or_else(|| output.status.to_string());
+        // docker-credential-helpers' own wording for "nothing stored for this server".
+        if message.to_ascii_lowercase().contains("credentials not found") {
+            return Ok(HelperAnswer::NotFound(format!("it has no credentials for {server}")));
+        }
+        return Err(failed(message.lines().next().unwrap_or_default().to_owned()));
+    }
+    if output.stdout.len() > MAX_HELPER_OUTPUT {
+        return Err(failed(format!("it printed more than {MAX_HELPER_OUTPUT} bytes")));
+    }
+    let answer: HelperJson = serde_json::from_slice(&output.stdout)
+        .map_err(|e| failed(format!("it did not print credentials as JSON ({e})")))?;
+    if answer.secret.is_empty() {
+        return Ok(HelperAnswer::NotFound(format!("it has no credentials for {server}")));
+    }
+    if answer.username == "<token>" {
+        return Err(failed(
+            "it gave an identity token (OAuth), which clay cannot use; log in with a user name and password \
+             (`podman login`)"
+                .to_owned(),
+        ));
+    }
+    Ok(HelperAnswer::Found(Credentials {
+        username: answer.username,
+        password: answer.secret,
+        origin: Some(path.to_owned()),
+        helper: Some(name.to_owned()),
+    }))
 }
 
 fn read_auth_file(path: &Path) -> Result<Option<AuthFileJson>> {
@@ -227,11 +334,11 @@ fn decode_entry(entry: &AuthEntry, key: &str, path: &Path) -> Result<Option<Cred
             let Some((username, password)) = raw.split_once(':') else {
                 return Err(bad(format!("the `auth` of `{key}` is not `user:password`")));
             };
-            Ok(Some(Credentials { username: username.to_owned(), password: password.to_owned(), origin }))
+            Ok(Some(Credentials { username: username.to_owned(), password: password.to_owned(), origin, helper: None }))
         }
         _ => match (&entry.username, &entry.password) {
             (Some(u), Some(p)) if !u.is_empty() => {
-                Ok(Some(Credentials { username: u.clone(), password: p.clone(), origin }))
+                Ok(Some(Credentials { username: u.clone(), password: p.clone(), origin, helper: None }))
             }
             _ => Ok(None),
         },

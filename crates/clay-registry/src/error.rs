@@ -47,6 +47,8 @@ pub enum RegistryError {
     TokenServer { registry: String, realm: String, reason: String },
     #[error("the auth file {} is unusable: {reason}", path.display())]
     AuthFile { path: PathBuf, reason: String },
+    #[error("the credential helper `{program}` failed: {reason}")]
+    CredentialHelper { program: String, reason: String },
     #[error("the {what} from the registry {registry} is invalid: {reason}")]
     BadManifest { registry: String, what: String, reason: String },
     #[error("the {what} from the registry {registry} has the media type `{media_type}`, which is not supported{}", message_suffix(.hint))]
@@ -113,10 +115,7 @@ fn searched_suffix(searched: &[PathBuf], helper: &Option<String>) -> String {
         format!(" in {}", list.join(", "))
     };
     if let Some(helper) = helper {
-        s.push_str(&format!(
-            "; {helper}, but credential helpers are not supported: log in with `podman login` or put the \
-             credentials in the file named by REGISTRY_AUTH_FILE"
-        ));
+        s.push_str(&format!("; {helper}"));
     }
     s
 }

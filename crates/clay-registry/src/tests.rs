@@ -176,11 +176,9 @@ fn auth_keys_in_docker_and_podman_spellings() {
 #[test]
 fn auth_files_report_helpers_and_malformed_content() {
     let dir = tempfile::tempdir().unwrap();
-    let helper = write(dir.path(), "helper.json", r#"{"auths":{"docker.io":{}},"credsStore":"desktop"}"#);
+    let helper = write(dir.path(), "helper.json", r#"{"auths":{"docker.io":{}},"credsStore":"clay-absent"}"#);
     let found = AuthFiles::new(vec![helper.clone()]).lookup("docker.io", "library/alpine").unwrap();
     assert!(found.credentials.is_none());
-    let note = found.helper.clone().unwrap();
-    assert!(note.contains("desktop") && note.contains("helper.json"), "{note}");
     let err = RegistryError::AuthRequired {
         registry: "docker.io".into(),
         repository: "library/alpine".into(),
@@ -188,7 +186,14 @@ fn auth_files_report_helpers_and_malformed_content() {
         helper: found.helper,
     }
     .to_string();
-    assert!(err.contains("credential helpers are not supported"), "{err}");
+    assert!(
+        err.ends_with(&format!(
+            "; {} names the credential helper `clay-absent`, but `docker-credential-clay-absent` is not installed \
+             (not on PATH)",
+            helper.display()
+        )),
+        "{err}"
+    );
 
     let broken = write(dir.path(), "broken.json", r#"{"auths": {"#);
     let err = AuthFiles::new(vec![broken]).lookup("docker.io", "x").unwrap_err().to_string();
@@ -390,4 +395,88 @@ fn whether_a_reference_names_its_registry() {
     ] {
         assert_eq!(Reference::names_registry(input), names, "{input}");
     }
+}
+
+/// A credential helper as docker-credential-helpers writes them: `get` reads the server from stdin. This one
+/// knows `127.0.0.1:5000` and Docker Hub (by its legacy URL) and logs each question to `asked`.
+fn fake_helper(dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join(format!("docker-credential-{name}"));
+    let asked = dir.join("asked");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+[ "$1" = get ] || exit 2
+read -r server
+echo "$server" >> {asked}
+case "$server" in
+  127.0.0.1:5000) echo '{{"ServerURL":"127.0.0.1:5000","Username":"helped","Secret":"s3cret"}}' ;;
+  https://index.docker.io/v1/) echo '{{"ServerURL":"x","Username":"hub","Secret":"hubpass"}}' ;;
+  token.example) echo '{{"ServerURL":"token.example","Username":"<token>","Secret":"refresh"}}' ;;
+  broken.example) echo 'not json' ;;
+  failing.example) echo 'the keyring is locked' >&2; exit 1 ;;
+  *) echo 'credentials not found in native keychain'; exit 1 ;;
+esac
+"#,
+            asked = asked.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[test]
+fn credential_helpers_are_asked_as_docker_asks_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = fake_helper(dir.path(), "claytest");
+    // credHelpers for one registry beats credsStore, and either beats the file's own entries, as in docker.
+    let config = write(
+        dir.path(),
+        "config.json",
+        &format!(
+            r#"{{"auths":{{"127.0.0.1:5000":{{"auth":"{}"}},"other:1":{{"auth":"{}"}}}},"credsStore":"claytest",
+                "credHelpers":{{"gcr.example":"clay-absent"}}}}"#,
+            b64("stale:entry"),
+            b64("o:p")
+        ),
+    );
+    let files = AuthFiles::new(vec![config.clone()]).with_helper_path(&bin);
+    let c = files.lookup("127.0.0.1:5000", "clay/test").unwrap().credentials.unwrap();
+    assert_eq!((c.username.as_str(), c.password.as_str()), ("helped", "s3cret"));
+    assert_eq!(
+        c.origin_phrase(),
+        format!("from `docker-credential-claytest` (the credential helper {} names)", config.display())
+    );
+    let hub = files.lookup("docker.io", "library/alpine").unwrap().credentials.unwrap();
+    assert_eq!((hub.username.as_str(), hub.password.as_str()), ("hub", "hubpass"));
+    // Nothing in the helper: the file's own entry still counts.
+    let c = files.lookup("other:1", "x").unwrap().credentials.unwrap();
+    assert_eq!((c.username.as_str(), c.origin.as_deref(), c.helper.as_deref()), ("o", Some(config.as_path()), None));
+    let asked = std::fs::read_to_string(dir.path().join("asked")).unwrap();
+    assert_eq!(asked, "127.0.0.1:5000\nhttps://index.docker.io/v1/\nother:1\n");
+    // A registry whose helper is not installed, and one the helper has nothing for: anonymous, and said why.
+    let found = files.lookup("gcr.example", "p/i").unwrap();
+    assert!(found.credentials.is_none());
+    assert!(found.helper.unwrap().ends_with("`docker-credential-clay-absent` is not installed (not on PATH)"));
+    let found = files.lookup("nothing.example", "x").unwrap();
+    assert!(found
+        .helper
+        .unwrap()
+        .ends_with("names the credential helper `claytest`, but it has no credentials for nothing.example"));
+    // A helper that fails, answers nonsense or gives an identity token is an error naming it.
+    for (registry, reason) in [
+        ("failing.example", "the credential helper `docker-credential-claytest` failed: the keyring is locked"),
+        ("broken.example", "did not print credentials as JSON"),
+        ("token.example", "gave an identity token (OAuth), which clay cannot use"),
+    ] {
+        let err = files.lookup(registry, "x").unwrap_err().to_string();
+        assert!(err.contains(reason), "{registry}: {err}");
+    }
+    let odd = write(dir.path(), "odd.json", r#"{"credsStore":"../../bin/sh"}"#);
+    let err = AuthFiles::new(vec![odd]).lookup("x.example", "y").unwrap_err().to_string();
+    assert!(err.contains("the credential helper name `../../bin/sh` is not a plain program name"), "{err}");
 }

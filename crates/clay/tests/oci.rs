@@ -154,6 +154,48 @@ fn container_images_in_every_local_transport_boot_with_their_layers_merged() {
     assert!(err.contains("refused the credentials for user `clay`"), "{err}");
     assert!(!out_bad.exists());
 
+    // The same credentials from a credential helper that docker's config.json names for this registry, as
+    // `gcloud auth configure-docker` or docker-credential-ecr-login set up: the same image, so the same bytes.
+    let docker_config = w.join("docker-config");
+    let bin = w.join("helper-bin");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        docker_config.join("config.json"),
+        format!(r#"{{"auths":{{}},"credHelpers":{{"{}":"claytest"}}}}"#, reg.host()),
+    )
+    .unwrap();
+    let helper = bin.join("docker-credential-claytest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh
+read -r server
+[ \"$1 $server\" = \"get {}\" ] || exit 1
+             echo '{{\"ServerURL\":\"x\",\"Username\":\"{}\",\"Secret\":\"{}\"}}'
+",
+            reg.host(),
+            clay_testkit::registry::USER,
+            clay_testkit::registry::PASSWORD
+        ),
+    )
+    .unwrap();
+    sh(&format!("chmod 755 {}", helper.display()));
+    let helped = w.join("out/helped.efi");
+    let empty = w.join("no-auth-here");
+    let out = clay()
+        .args(["build", &reference, "--tls-verify=false", "-f", "efi", "--cmdline", TINY_CMDLINE, "-o"])
+        .arg(&helped)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env("XDG_RUNTIME_DIR", &empty)
+        .env("XDG_CONFIG_HOME", &empty)
+        .env("DOCKER_CONFIG", &docker_config)
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read(&helped).unwrap() == std::fs::read(&efi).unwrap(), "the helper's pull differs");
+
     // The image is linux/amd64 only: another platform is refused with what there is.
     let out = w.join("out/arm.efi");
     let err = clay_err(clay().args(["build", &sources[0], "-o", out.to_str().unwrap(), "--platform", "linux/arm64"]));
