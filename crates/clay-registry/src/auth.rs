@@ -155,7 +155,9 @@ impl AuthFiles {
             let Some(file) = read_auth_file(path)? else { continue };
             // As docker reads its config.json: a helper for this registry (`credHelpers`), else the default one
             // (`credsStore`), is asked before the file's own entries.
-            if let Some(helper) = file.cred_helpers.get(registry).or(file.creds_store.as_ref()) {
+            // An empty name means none, as docker reads it.
+            let helper = file.cred_helpers.get(registry).or(file.creds_store.as_ref()).filter(|h| !h.is_empty());
+            if let Some(helper) = helper {
                 match run_helper(helper, registry, path, self.helper_path.as_deref())? {
                     HelperAnswer::Found(credentials) => {
                         out.credentials = Some(credentials);

@@ -476,6 +476,14 @@ fn credential_helpers_are_asked_as_docker_asks_them() {
         let err = files.lookup(registry, "x").unwrap_err().to_string();
         assert!(err.contains(reason), "{registry}: {err}");
     }
+    let none = write(
+        dir.path(),
+        "none.json",
+        &format!(r#"{{"auths":{{"h:1":{{"auth":"{}"}}}},"credsStore":""}}"#, b64("u:p")),
+    );
+    let found = AuthFiles::new(vec![none]).with_helper_path(&bin).lookup("h:1", "x").unwrap();
+    assert_eq!(found.credentials.map(|c| c.username).as_deref(), Some("u"));
+    assert!(found.helper.is_none());
     let odd = write(dir.path(), "odd.json", r#"{"credsStore":"../../bin/sh"}"#);
     let err = AuthFiles::new(vec![odd]).lookup("x.example", "y").unwrap_err().to_string();
     assert!(err.contains("the credential helper name `../../bin/sh` is not a plain program name"), "{err}");
