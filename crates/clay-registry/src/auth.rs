@@ -183,7 +183,7 @@ impl AuthFiles {
 
 /// Credential helpers are programs named `docker-credential-NAME` on `PATH`.
 const HELPER_PREFIX: &str = "docker-credential-";
-/// What a helper may print before it is cut off: real answers are a few hundred bytes.
+/// The most a helper may print (real answers are a few hundred bytes); more is refused, and messages are cut there.
 const MAX_HELPER_OUTPUT: usize = 1 << 20;
 
 enum HelperAnswer {
