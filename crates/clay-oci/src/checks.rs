@@ -2,10 +2,10 @@
 //!
 //! A layer's stored bytes must match the digest its manifest gives, and its uncompressed tar the config's
 //! `diff_id`. Hashing them is as long as inflating the layer, so it runs beside everything else, on one thread
-//! at the lowest priority, and is awaited before anything is trusted: [`read_layout`](crate::read_layout) and its siblings
-//! wait before they return, unless [`ReadOptions::defer_checks`](crate::ReadOptions) asks them to hand the
-//! [`Checks`] to a caller that waits before committing its outputs (as containerd and podman verify a layer
-//! while they unpack it and discard the unpack when it does not match).
+//! at the lowest priority, and is awaited before anything is trusted: [`read_layout`](crate::read_layout) and
+//! its siblings wait before they return, unless [`ReadOptions::defer_checks`](crate::ReadOptions) asks them to
+//! hand the [`Checks`] to a caller that waits before committing its outputs (as containerd and podman verify a
+//! layer while they unpack it and discard the unpack when it does not match).
 //!
 //! Whatever fails while unverified bytes are read, a digest that does not match is the error to report: it
 //! explains the other one.

@@ -668,11 +668,7 @@ fn write_uki(
         .with_context(|| format!("cannot write `{name}`"))?;
     let (buffered, digest) = out.finish().with_context(|| format!("cannot hash `{name}`"))?;
     buffered.into_inner().map_err(|e| anyhow!("cannot write `{name}`: {}", e.error()))?;
-    let seed = digest.map(|d| {
-        let mut seed = [0u8; 16];
-        seed.copy_from_slice(&d[..16]);
-        seed
-    });
+    let seed = digest.map(|d| seed_of(&d));
     let reader = Arc::new(file.try_clone().with_context(|| format!("cannot read back `{name}`"))?);
     Ok(Uki { content: Content::Range { file: reader, offset: start, len }, seed })
 }
@@ -686,7 +682,11 @@ fn bios_only_seed(boot: &BootInputs, initrd: &Initrd) -> [u8; 16] {
     h.update([0]);
     h.update(boot.release.as_bytes());
     h.update(initrd.content.len().to_le_bytes());
-    let digest: [u8; 32] = h.finalize().into();
+    seed_of(&h.finalize().into())
+}
+
+/// A seed for identifiers: the first half of a SHA-256.
+fn seed_of(digest: &[u8; 32]) -> [u8; 16] {
     let mut seed = [0u8; 16];
     seed.copy_from_slice(&digest[..16]);
     seed
