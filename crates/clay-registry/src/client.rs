@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use ureq::http::{self, Response};
-use ureq::tls::TlsConfig;
 use ureq::{Agent, Body, SendBody};
 
 use crate::auth::{parse_challenges, AuthFiles, Challenge, Credentials};
 use crate::error::{RegistryError, Result};
 use crate::reference::Reference;
+use crate::tls::{self, CertDirs};
 use crate::{BlobRole, ProgressEvent, ProgressState, RetryPolicy};
 
 /// Token responses and error bodies are small; refuse to buffer more.
@@ -33,6 +33,7 @@ pub(crate) struct SessionOptions<'a> {
     pub tls_verify: bool,
     pub auth: Option<&'a Credentials>,
     pub auth_files: &'a AuthFiles,
+    pub cert_dirs: &'a CertDirs,
     pub retry: RetryPolicy,
     pub progress: Option<&'a dyn Fn(ProgressEvent)>,
 }
@@ -155,17 +156,17 @@ impl<'a> Session<'a> {
                 (found.credentials, found.searched, found.helper)
             }
         };
-        let tls = TlsConfig::builder().disable_verification(!opts.tls_verify).build();
+        let host = reference.api_host();
+        let certs = opts.cert_dirs.load(host)?;
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
             .user_agent(USER_AGENT)
-            .tls_config(tls)
+            .tls_config(tls::config(opts.tls_verify, &certs))
             .timeout_connect(Some(opts.retry.connect_timeout))
             .timeout_recv_response(Some(opts.retry.response_timeout))
             .timeout_per_read(Some(opts.retry.response_timeout))
             .build()
             .into();
-        let host = reference.api_host();
         let mut session = Self {
             agent,
             registry: reference.registry.clone(),
@@ -197,7 +198,9 @@ impl<'a> Session<'a> {
             if !retryable || attempt >= session.retry.attempts {
                 let (url, source) = last_err.unwrap_or_else(|| (host.to_owned(), ureq::Error::ConnectionFailed));
                 if is_tls_failure(&source) {
-                    return Err(RegistryError::Tls { registry: session.registry, url, source });
+                    let advice = opts.cert_dirs.advice(host, certs.dir.as_deref());
+                    let source = Box::new(source);
+                    return Err(RegistryError::Tls { registry: session.registry, url, advice, source });
                 }
                 return Err(RegistryError::Unreachable { registry: session.registry, url, attempts: attempt, source });
             }

@@ -21,15 +21,14 @@ pub enum RegistryError {
         #[source]
         source: ureq::Error,
     },
-    #[error(
-        "the registry {registry} ({url}) failed the TLS handshake; for a registry with a self-signed certificate or \
-         plain HTTP, turn TLS verification off (--tls-verify=false)"
-    )]
+    #[error("the registry {registry} ({url}) failed the TLS handshake{advice}")]
     Tls {
         registry: String,
         url: String,
+        /// Which CAs were trusted and what to do about it, from "; " or " (".
+        advice: String,
         #[source]
-        source: ureq::Error,
+        source: Box<ureq::Error>,
     },
     #[error("the registry {registry} answered {status} to {what}{}", message_suffix(.message))]
     Status { registry: String, what: String, status: u16, message: String },
@@ -47,6 +46,10 @@ pub enum RegistryError {
     TokenServer { registry: String, realm: String, reason: String },
     #[error("the auth file {} is unusable: {reason}", path.display())]
     AuthFile { path: PathBuf, reason: String },
+    #[error("the registry certificate directory {} is unusable: {reason}", dir.display())]
+    CertDir { dir: PathBuf, reason: String },
+    #[error("the registry certificate file {} is unusable: {reason}", path.display())]
+    CertFile { path: PathBuf, reason: String },
     #[error("the credential helper `{program}` failed: {reason}")]
     CredentialHelper { program: String, reason: String },
     #[error("the {what} from the registry {registry} is invalid: {reason}")]

@@ -8,9 +8,10 @@
 //!
 //! Authentication follows podman: credentials given directly, else the first auth file with an entry for the
 //! registry ([`AuthFiles::from_env`]), presented as HTTP Basic or through the Bearer token flow the registry's
-//! `WWW-Authenticate` challenge asks for. TLS is rustls with the Mozilla roots built in (`webpki-roots`), so a static
-//! binary verifies certificates with no CA bundle on the host; `tls_verify: false` accepts any certificate and falls
-//! back to plain HTTP, like podman's `--tls-verify=false`.
+//! `WWW-Authenticate` challenge asks for. TLS is rustls trusting the system's CAs and those of the registry's
+//! certificate directory ([`CertDirs`], containers-certs.d(5)), which may also hold a client certificate; a host
+//! without a CA bundle gets the Mozilla roots built in (`webpki-roots`), so a static binary works anywhere.
+//! `tls_verify: false` accepts any certificate and falls back to plain HTTP, like podman's `--tls-verify=false`.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod auth;
@@ -23,6 +24,7 @@ mod platform;
 mod pull;
 mod push;
 mod reference;
+mod tls;
 
 use std::time::Duration;
 
@@ -34,6 +36,7 @@ pub use platform::{select as select_platform, Platform};
 pub use pull::pull;
 pub use push::{push_blob, push_image, push_manifest, BlobPart, BlobSource, ImageParts, PushSource, Pushed};
 pub use reference::{Reference, DEFAULT_REGISTRY, DEFAULT_TAG, DOCKER_HUB_API_HOST, TRANSPORT_PREFIX};
+pub use tls::CertDirs;
 
 use client::SessionOptions;
 
@@ -112,6 +115,8 @@ pub struct Access<'a> {
     /// Credentials to use; `None` looks them up in `auth_files`.
     pub auth: Option<Credentials>,
     pub auth_files: AuthFiles,
+    /// Where the registry's CA certificates and client certificate are looked for.
+    pub cert_dirs: CertDirs,
     pub progress: Option<&'a dyn Fn(ProgressEvent)>,
     pub retry: RetryPolicy,
 }
@@ -122,6 +127,7 @@ impl Default for Access<'_> {
             tls_verify: true,
             auth: None,
             auth_files: AuthFiles::from_env(),
+            cert_dirs: CertDirs::from_env(),
             progress: None,
             retry: RetryPolicy::default(),
         }
@@ -134,6 +140,7 @@ impl std::fmt::Debug for Access<'_> {
             .field("tls_verify", &self.tls_verify)
             .field("auth", &self.auth)
             .field("auth_files", &self.auth_files)
+            .field("cert_dirs", &self.cert_dirs)
             .field("progress", &self.progress.is_some())
             .field("retry", &self.retry)
             .finish()
@@ -146,6 +153,7 @@ impl Access<'_> {
             tls_verify: self.tls_verify,
             auth: self.auth.as_ref(),
             auth_files: &self.auth_files,
+            cert_dirs: &self.cert_dirs,
             retry: self.retry,
             progress: self.progress,
         }

@@ -113,6 +113,40 @@ fn auth_files_follow_podmans_order() {
     assert!(AuthFiles::from_vars(vars(&[])).paths().is_empty());
 }
 
+#[test]
+fn certificate_directories_follow_podmans_order() {
+    let home = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let user = home.path().join(".config/containers/certs.d");
+    let dirs = CertDirs::from_vars(vars(&[("HOME", home.path().to_str().unwrap())]));
+    assert_eq!(
+        dirs,
+        CertDirs::per_registry(vec![
+            user.clone(),
+            PathBuf::from("/etc/containers/certs.d"),
+            PathBuf::from("/etc/docker/certs.d")
+        ])
+    );
+    assert_eq!(
+        CertDirs::from_vars(vars(&[])),
+        CertDirs::per_registry(vec!["/etc/containers/certs.d".into(), "/etc/docker/certs.d".into()])
+    );
+
+    // The first existing directory named exactly like the registry (its port included) wins.
+    let dirs = CertDirs::per_registry(vec![user.clone(), etc.path().to_owned()]);
+    assert_eq!(dirs.dir_for("r.example:5000"), None);
+    std::fs::create_dir_all(etc.path().join("r.example:5000")).unwrap();
+    std::fs::create_dir_all(etc.path().join("r.example")).unwrap();
+    assert_eq!(dirs.dir_for("r.example:5000"), Some(etc.path().join("r.example:5000")));
+    assert_eq!(dirs.dir_for("r.example"), Some(etc.path().join("r.example")));
+    assert_eq!(dirs.dir_for("r.example:443"), None);
+    std::fs::create_dir_all(user.join("r.example:5000")).unwrap();
+    assert_eq!(dirs.dir_for("r.example:5000"), Some(user.join("r.example:5000")));
+    // A fixed directory (--cert-dir) serves every registry.
+    assert_eq!(CertDirs::fixed("/c").dir_for("any:1"), Some(PathBuf::from("/c")));
+    assert_eq!(CertDirs::none().dir_for("r.example:5000"), None);
+}
+
 fn b64(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)

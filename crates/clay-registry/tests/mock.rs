@@ -13,11 +13,12 @@ use clay_registry::*;
 use common::*;
 use serde_json::json;
 
-/// Plain HTTP, no auth files, quick retries.
+/// Plain HTTP, no auth files or certificate directories, quick retries.
 fn access<'a>() -> Access<'a> {
     Access {
         tls_verify: false,
         auth_files: AuthFiles::none(),
+        cert_dirs: CertDirs::none(),
         retry: RetryPolicy {
             attempts: 3,
             initial_backoff: Duration::from_millis(20),

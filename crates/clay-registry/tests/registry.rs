@@ -30,9 +30,9 @@ fn auth_env(path: &Path) -> AuthFiles {
     AuthFiles::from_vars(move |name| (name == "REGISTRY_AUTH_FILE").then(|| path.clone()))
 }
 
-/// Plain HTTP, credentials from `auth_files`, quick retries.
+/// Plain HTTP, credentials from `auth_files`, no certificate directories, quick retries.
 fn access<'a>(auth_files: AuthFiles) -> Access<'a> {
-    Access { tls_verify: false, auth_files, retry: quick_retry(), ..Access::default() }
+    Access { tls_verify: false, auth_files, cert_dirs: CertDirs::none(), retry: quick_retry(), ..Access::default() }
 }
 
 /// Pulls linux/amd64 with `access`.
@@ -365,7 +365,7 @@ fn disk_in_layout(dir: &Path) -> Vec<u8> {
 
 #[test]
 fn a_self_signed_registry_needs_tls_verification_off() {
-    let reg = Registry::start_with(true);
+    let reg = Registry::start_with(Tls::SelfSigned);
     seed(&reg, "clay/tls:v1", &[]);
     let tmp = tempfile::tempdir().unwrap();
     let reference = Reference::parse(&format!("{}/clay/tls:v1", reg.host())).unwrap();
@@ -380,4 +380,118 @@ fn a_self_signed_registry_needs_tls_verification_off() {
     let pulled = pull(&reference, &lax, &tmp.path().join("b")).unwrap();
     assert_eq!(pulled.layers.len(), 2);
     check_blob_files(&tmp.path().join("b"));
+}
+
+/// Pulls `reference` with verified TLS, the registry's credentials and these certificate directories.
+fn pull_verified(reference: &Reference, cert_dirs: CertDirs, layout: &Path) -> Result<Pulled> {
+    let auth = Some(Credentials::new(USER, PASSWORD));
+    pull(reference, &pull_with(Access { tls_verify: true, auth, cert_dirs, ..access(AuthFiles::none()) }), layout)
+}
+
+#[test]
+fn a_private_ca_is_trusted_through_the_registrys_certificate_directory() {
+    let reg = Registry::start_with(Tls::Ca { client_certs: false });
+    seed(&reg, "clay/ca:v1", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = Reference::parse(&format!("{}/clay/ca:v1", reg.host())).unwrap();
+    let (user_dir, etc_dir) = (tmp.path().join("user-certs.d"), tmp.path().join("etc-certs.d"));
+    let dirs = || CertDirs::per_registry(vec![user_dir.clone(), etc_dir.clone()]);
+
+    // Unknown to the system's CAs: refused, with where the CA would go.
+    let err = pull_verified(&reference, dirs(), &tmp.path().join("a")).unwrap_err();
+    assert!(matches!(err, RegistryError::Tls { .. }), "{err:?}");
+    assert!(!err.to_string().contains("trusting the CAs of"), "{err}");
+    let wanted = format!("put the CA in {}/ca.crt", user_dir.join(reg.host()).display());
+    assert!(err.to_string().contains(&wanted), "{err}");
+
+    // A directory for another port is another registry's.
+    std::fs::create_dir_all(etc_dir.join("127.0.0.1:1")).unwrap();
+    std::fs::copy(reg.ca(), etc_dir.join("127.0.0.1:1/ca.crt")).unwrap();
+    assert!(pull_verified(&reference, dirs(), &tmp.path().join("b")).is_err());
+
+    // Any `*.crt` in the directory named `host:port`, in the second place searched: pulled.
+    std::fs::create_dir_all(etc_dir.join(reg.host())).unwrap();
+    std::fs::copy(reg.ca(), etc_dir.join(reg.host()).join("private-ca.crt")).unwrap();
+    let pulled = pull_verified(&reference, dirs(), &tmp.path().join("c")).unwrap();
+    assert_eq!(pulled.layers.len(), 2);
+    check_blob_files(&tmp.path().join("c"));
+
+    // The first directory that exists is the one used, as podman uses it: an empty one hides the next.
+    std::fs::create_dir_all(user_dir.join(reg.host())).unwrap();
+    let err = pull_verified(&reference, dirs(), &tmp.path().join("d")).unwrap_err();
+    assert!(matches!(err, RegistryError::Tls { .. }), "{err:?}");
+    let trusted = format!("(trusting the CAs of {} besides the system's)", user_dir.join(reg.host()).display());
+    assert!(err.to_string().contains(&trusted), "{err}");
+
+    // A fixed directory (--cert-dir) holds the files itself, for every registry.
+    let fixed = tmp.path().join("fixed");
+    std::fs::create_dir_all(&fixed).unwrap();
+    std::fs::copy(reg.ca(), fixed.join("ca.crt")).unwrap();
+    pull_verified(&reference, CertDirs::fixed(&fixed), &tmp.path().join("e")).unwrap();
+
+    // A missing fixed directory, and a .crt that is not a certificate, are named.
+    let err = pull_verified(&reference, CertDirs::fixed(tmp.path().join("nope")), &tmp.path().join("f")).unwrap_err();
+    assert!(err.to_string().starts_with("the registry certificate directory"), "{err}");
+    std::fs::write(fixed.join("junk.crt"), "not a certificate\n").unwrap();
+    let err = pull_verified(&reference, CertDirs::fixed(&fixed), &tmp.path().join("g")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the registry certificate file {} is unusable: it holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            fixed.join("junk.crt").display()
+        )
+    );
+    for layout in ["a", "b", "d", "f", "g"] {
+        assert!(!tmp.path().join(layout).join("index.json").exists(), "a failed pull wrote {layout}/index.json");
+    }
+}
+
+#[test]
+fn a_registry_that_asks_for_a_client_certificate_gets_the_one_in_the_certificate_directory() {
+    let reg = Registry::start_with(Tls::Ca { client_certs: true });
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(reg.ca(), certs.join("ca.crt")).unwrap();
+    let (client_cert, client_key) = reg.client();
+    let skopeo_certs = tmp.path().join("skopeo-certs");
+    std::fs::create_dir_all(&skopeo_certs).unwrap();
+    std::fs::copy(&client_cert, skopeo_certs.join("client.cert")).unwrap();
+    std::fs::copy(&client_key, skopeo_certs.join("client.key")).unwrap();
+    seed(&reg, "clay/mtls:v1", &["--dest-cert-dir", skopeo_certs.to_str().unwrap()]);
+    let reference = Reference::parse(&format!("{}/clay/mtls:v1", reg.host())).unwrap();
+
+    // Without a client certificate the server ends the handshake.
+    let err = pull_verified(&reference, CertDirs::fixed(&certs), &tmp.path().join("a")).unwrap_err();
+    assert!(matches!(err, RegistryError::Tls { .. }), "{err:?}");
+
+    // A certificate needs its key beside it, and a key its certificate (podman pairs them by name).
+    std::fs::copy(&client_cert, certs.join("me.cert")).unwrap();
+    let err = pull_verified(&reference, CertDirs::fixed(&certs), &tmp.path().join("b")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the registry certificate file {} is unusable: the client certificate has no key me.key beside it (CA \
+             certificates end in .crt)",
+            certs.join("me.cert").display()
+        )
+    );
+    // A key of another certificate is refused before any connection (the TLS library would abort on it).
+    std::fs::copy(reg.dir.path().join("key.pem"), certs.join("me.key")).unwrap();
+    let err = pull_verified(&reference, CertDirs::fixed(&certs), &tmp.path().join("c")).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("me.key is unusable: it cannot be used with the client certificate"), "{message}");
+
+    // The right pair: pulled. With verification off the certificate is still shown.
+    std::fs::copy(&client_key, certs.join("me.key")).unwrap();
+    let pulled = pull_verified(&reference, CertDirs::fixed(&certs), &tmp.path().join("d")).unwrap();
+    assert_eq!(pulled.layers.len(), 2);
+    check_blob_files(&tmp.path().join("d"));
+    let auth = Some(Credentials::new(USER, PASSWORD));
+    let lax =
+        pull_with(Access { tls_verify: false, auth, cert_dirs: CertDirs::fixed(&certs), ..access(AuthFiles::none()) });
+    pull(&reference, &lax, &tmp.path().join("e")).unwrap();
+    std::fs::remove_file(certs.join("me.cert")).unwrap();
+    let err = pull_verified(&reference, CertDirs::fixed(&certs), &tmp.path().join("f")).unwrap_err();
+    assert!(err.to_string().contains("the client key has no certificate me.cert beside it"), "{err}");
 }

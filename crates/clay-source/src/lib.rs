@@ -61,13 +61,37 @@ pub struct ReadOptions {
     /// The platform (`OS/ARCH[/VARIANT]`) to pick from a multi-platform image; `None` means this machine's.
     /// Checked for every source, used by images only.
     pub platform: Option<String>,
-    /// For `docker://`: accept any certificate and fall back to plain HTTP (`--tls-verify=false`).
-    pub insecure: bool,
+    /// How to reach the registry of a `docker://` source.
+    pub registry: RegistryAccess,
     /// Shown file data while an image's compressed layers are decompressed (see [`Lookahead`]).
     pub lookahead: Option<std::sync::Arc<dyn Lookahead>>,
     /// Return with an image's layer digests still being checked, in [`Source::checks`]; the caller must wait for
     /// them before it trusts (commits) anything made from the tree. Otherwise they are done before returning.
     pub defer_checks: bool,
+}
+
+/// How to reach the registry of a `docker://` source: TLS and credentials, as `clay_registry::Access` has them.
+#[derive(Debug, Clone)]
+pub struct RegistryAccess {
+    /// `false`: accept any certificate and fall back to plain HTTP (`--tls-verify=false`).
+    pub tls_verify: bool,
+    /// Credentials to use (`--creds`); `None` looks them up in `auth_files`.
+    pub credentials: Option<clay_registry::Credentials>,
+    pub auth_files: clay_registry::AuthFiles,
+    /// Where the registry's CA and client certificates are looked for.
+    pub cert_dirs: clay_registry::CertDirs,
+}
+
+impl Default for RegistryAccess {
+    /// Verified TLS, credentials and certificates where podman and docker keep them.
+    fn default() -> Self {
+        Self {
+            tls_verify: true,
+            credentials: None,
+            auth_files: clay_registry::AuthFiles::from_env(),
+            cert_dirs: clay_registry::CertDirs::from_env(),
+        }
+    }
 }
 
 /// A source read into memory.
@@ -141,9 +165,12 @@ pub fn read_source_with_progress(
             let pull = clay_registry::PullOptions {
                 platform: options.platform.clone(),
                 access: clay_registry::Access {
-                    tls_verify: !options.insecure,
+                    tls_verify: options.registry.tls_verify,
+                    auth: options.registry.credentials.clone(),
+                    auth_files: options.registry.auth_files.clone(),
+                    cert_dirs: options.registry.cert_dirs.clone(),
                     progress,
-                    ..clay_registry::Access::default()
+                    retry: clay_registry::RetryPolicy::default(),
                 },
             };
             clay_registry::pull(&reference, &pull, layout.path())?;

@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 
+use clay_testkit::registry::{Registry, Tls};
 use common::*;
 
 /// What the image's upper layer writes, as the tiny init reports it.
@@ -123,7 +124,7 @@ fn container_images_in_every_local_transport_boot_with_their_layers_merged() {
 
     // The same image from a real registry on loopback (htpasswd auth): skopeo pushes it, clay pulls it with the
     // credentials of an auth file, and the UKI boots; wrong credentials fail in one sentence with no output.
-    let reg = clay_testkit::registry::Registry::start();
+    let reg = Registry::start();
     sh(&format!(
         "skopeo --insecure-policy copy -q --dest-tls-verify=false --dest-creds {creds} oci-archive:{w}/image-oci.tar \
          docker://{host}/clay/tiny:1",
@@ -195,6 +196,54 @@ read -r server
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(std::fs::read(&helped).unwrap() == std::fs::read(&efi).unwrap(), "the helper's pull differs");
+
+    // A registry on https whose certificate a private CA signed, and which asks clients for a certificate of that
+    // CA: trusted and answered through a certificate directory, as podman reads them, with the same bytes.
+    let tls = Registry::start_with(Tls::Ca { client_certs: true });
+    let certs = w.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let (client_cert, client_key) = tls.client();
+    std::fs::copy(tls.ca(), certs.join("ca.crt")).unwrap();
+    std::fs::copy(&client_cert, certs.join("client.cert")).unwrap();
+    std::fs::copy(&client_key, certs.join("client.key")).unwrap();
+    sh(&format!(
+        "skopeo --insecure-policy copy -q --dest-cert-dir {certs} --dest-creds {creds} oci-archive:{w}/image-oci.tar \
+         docker://{host}/clay/tiny:1",
+        certs = certs.display(),
+        creds = tls.creds(),
+        w = w.display(),
+        host = tls.host()
+    ));
+    let reference = format!("docker://{}/clay/tiny:1", tls.host());
+    let out_tls = w.join("out/tls.efi");
+    let err = clay_err(clay().args(["build", &reference, "--creds", &tls.creds(), "-f", "efi", "-o"]).arg(&out_tls));
+    assert!(err.contains("failed the TLS handshake; if a private CA signed its certificate"), "{err}");
+    assert!(!out_tls.exists());
+    let built = clay()
+        .args(["build", &reference, "--creds", &tls.creds(), "--cert-dir", certs.to_str().unwrap()])
+        .args(["-f", "efi", "--cmdline", TINY_CMDLINE, "-o"])
+        .arg(&out_tls)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    assert!(std::fs::read(&out_tls).unwrap() == std::fs::read(&efi).unwrap(), "the https pull differs");
+    // The CA in the system's bundle (SSL_CERT_FILE, as OpenSSL reads it) and the client certificate in the user's
+    // per-registry directory, ~/.config/containers/certs.d/HOST:PORT.
+    let home = w.join("home");
+    let per_host = home.join(".config/containers/certs.d").join(tls.host());
+    std::fs::create_dir_all(&per_host).unwrap();
+    std::fs::copy(&client_cert, per_host.join("me.cert")).unwrap();
+    std::fs::copy(&client_key, per_host.join("me.key")).unwrap();
+    let out_system = w.join("out/system-ca.efi");
+    let built = clay()
+        .args(["build", &reference, "--creds", &tls.creds(), "-f", "efi", "--cmdline", TINY_CMDLINE, "-o"])
+        .arg(&out_system)
+        .env("HOME", &home)
+        .env("SSL_CERT_FILE", tls.ca())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    assert!(std::fs::read(&out_system).unwrap() == std::fs::read(&efi).unwrap(), "the system-CA pull differs");
 
     // The image is linux/amd64 only: another platform is refused with what there is.
     let out = w.join("out/arm.efi");

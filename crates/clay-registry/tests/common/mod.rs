@@ -17,7 +17,7 @@ use serde_json::json;
 
 // Each test binary uses part of the harness.
 #[allow(unused_imports)]
-pub use clay_testkit::registry::{free_port, Registry, PASSWORD, USER};
+pub use clay_testkit::registry::{free_port, Registry, Tls, PASSWORD, USER};
 
 /// Runs skopeo (with `--insecure-policy`, so no policy.json is needed) and returns stdout; panics with stderr.
 pub fn skopeo(args: &[&str]) -> String {

@@ -15,11 +15,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use clay_registry::manifest::ANNOTATION_TITLE;
-use clay_registry::{
-    AuthFiles, BlobPart, BlobSource, Credentials, ImageParts, PushOptions, PushSource, Reference, TRANSPORT_PREFIX,
-};
+use clay_registry::{BlobPart, BlobSource, ImageParts, PushOptions, PushSource, Reference, TRANSPORT_PREFIX};
 
 use crate::commands::build::{human, status};
+use crate::commands::registry::RegistryArgs;
 
 /// Artifact (and layer) media types of what clay builds.
 pub const UKI_MEDIA_TYPE: &str = "application/vnd.claylinux.uki.v1+efi";
@@ -51,16 +50,8 @@ pub struct PushArgs {
     pub file: PathBuf,
     /// Where to: docker://REGISTRY/REPOSITORY[:TAG].
     pub destination: String,
-    /// --tls-verify=false accepts any certificate and falls back to plain HTTP, for test and private registries.
-    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true",
-          action = clap::ArgAction::Set)]
-    pub tls_verify: bool,
-    /// Credentials for the registry [default: from $REGISTRY_AUTH_FILE, podman's and docker's auth files].
-    #[arg(long, value_name = "USER:PASSWORD")]
-    pub creds: Option<String>,
-    /// The auth file to take credentials from (podman's auth.json format).
-    #[arg(long, value_name = "PATH", conflicts_with = "creds")]
-    pub authfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// What a file to push is.
@@ -77,21 +68,15 @@ pub fn run(args: PushArgs) -> Result<ExitCode> {
         bail!("the destination `{}` must be a registry reference: docker://REGISTRY/REPOSITORY[:TAG]", args.destination)
     };
     let reference = Reference::parse(dest)?;
-    let auth = match &args.creds {
-        Some(creds) => match creds.split_once(':') {
-            Some((user, password)) if !user.is_empty() => Some(Credentials::new(user, password)),
-            _ => bail!("--creds must be USER:PASSWORD"),
-        },
-        None => None,
-    };
-    let auth_files = args.authfile.clone().map_or_else(AuthFiles::from_env, |p| AuthFiles::new(vec![p]));
+    let access = args.registry.access()?;
     let file = &args.file;
     let payload = identify(file)?;
     let progress = crate::progress::blobs();
     let options = PushOptions {
-        tls_verify: args.tls_verify,
-        auth,
-        auth_files,
+        tls_verify: access.tls_verify,
+        auth: access.credentials,
+        auth_files: access.auth_files,
+        cert_dirs: access.cert_dirs,
         progress: progress.as_ref().map(|p| p as &dyn Fn(clay_registry::ProgressEvent)),
         ..PushOptions::default()
     };

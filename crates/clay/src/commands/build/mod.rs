@@ -26,6 +26,7 @@ pub(crate) mod root;
 pub(crate) mod sign;
 mod vm;
 
+use crate::commands::registry::RegistryArgs;
 use crate::output::{output_path, PendingOutput};
 use hashing::Hashing;
 
@@ -198,11 +199,9 @@ pub struct BuildArgs {
     /// Pick this platform from a multi-platform image, as OS/ARCH[/VARIANT] [default: the host's].
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
-    /// For docker:// sources: --tls-verify=false accepts any certificate and falls back to plain HTTP, for test
-    /// and private registries (as podman and skopeo spell it).
-    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true",
-          action = clap::ArgAction::Set)]
-    pub tls_verify: bool,
+    // For docker:// sources: how to reach the registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Sizes as DESIGN.md §2 writes them: a number with an optional binary unit, `512M`, `2G`, `1T`, `4096`.
@@ -256,7 +255,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let lookahead = ahead::SquashfsAhead::start(&args, &spec, &formats);
     let read_options = clay_source::ReadOptions {
         platform: args.platform.clone(),
-        insecure: !args.tls_verify,
+        registry: args.registry.access()?,
         lookahead: lookahead.clone().map(|l| l as Arc<dyn clay_source::Lookahead>),
         // The layers are hashed while the OS is built from them, and checked before any output is renamed.
         defer_checks: true,
