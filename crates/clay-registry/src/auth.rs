@@ -27,11 +27,22 @@ pub struct Credentials {
     pub origin: Option<PathBuf>,
     /// The credential helper that gave them (`NAME` of `docker-credential-NAME`), named by `origin`.
     pub helper: Option<String>,
+    /// An identity token (an OAuth 2 refresh token: docker's `identitytoken`, a helper's `<token>` answer, as
+    /// `az acr login` leaves them) to trade at the registry's token server instead of presenting the password.
+    pub identity_token: Option<String>,
 }
 
 impl Credentials {
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Self { username: username.into(), password: password.into(), origin: None, helper: None }
+        Self { username: username.into(), password: password.into(), origin: None, helper: None, identity_token: None }
+    }
+
+    /// "the credentials for user `NAME`" or "the identity token", to finish a sentence.
+    pub(crate) fn what(&self) -> String {
+        match &self.identity_token {
+            Some(_) => "the identity token".to_owned(),
+            None => format!("the credentials for user `{}`", self.username),
+        }
     }
 
     /// `Authorization: Basic …` value.
@@ -57,6 +68,7 @@ impl fmt::Debug for Credentials {
             .field("password", &"<redacted>")
             .field("origin", &self.origin)
             .field("helper", &self.helper)
+            .field("identity_token", &self.identity_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -95,6 +107,8 @@ struct AuthFileJson {
 struct AuthEntry {
     #[serde(default)]
     auth: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
     #[serde(default)]
     username: Option<String>,
     #[serde(default)]
@@ -246,18 +260,17 @@ fn run_helper(name: &str, registry: &str, path: &Path, search: Option<&std::ffi:
     if answer.secret.is_empty() {
         return Ok(HelperAnswer::NotFound(format!("it has no credentials for {server}")));
     }
-    if answer.username == "<token>" {
-        return Err(failed(
-            "it gave an identity token (OAuth), which clay cannot use; log in with a user name and password \
-             (`podman login`)"
-                .to_owned(),
-        ));
-    }
+    // docker-credential-helpers' convention: the user `<token>` means the secret is an identity token.
+    let (password, identity_token) = match answer.username.as_str() {
+        "<token>" => (String::new(), Some(answer.secret)),
+        _ => (answer.secret, None),
+    };
     Ok(HelperAnswer::Found(Credentials {
         username: answer.username,
-        password: answer.secret,
+        password,
         origin: Some(path.to_owned()),
         helper: Some(name.to_owned()),
+        identity_token,
     }))
 }
 
@@ -324,10 +337,11 @@ fn match_entry(file: &AuthFileJson, path: &Path, registry: &str, repository: &st
     Ok(None)
 }
 
+/// The credentials of one `auths` entry: `auth` (base64 `user:password`), else `username` and `password`; an
+/// `identitytoken` beside them is what is presented (docker's config.json and containers-auth.json(5) both have it).
 fn decode_entry(entry: &AuthEntry, key: &str, path: &Path) -> Result<Option<Credentials>> {
     let bad = |reason: String| RegistryError::AuthFile { path: path.to_owned(), reason };
-    let origin = Some(path.to_owned());
-    match entry.auth.as_deref().map(str::trim) {
+    let (username, password) = match entry.auth.as_deref().map(str::trim) {
         Some(auth) if !auth.is_empty() => {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(auth)
@@ -336,15 +350,18 @@ fn decode_entry(entry: &AuthEntry, key: &str, path: &Path) -> Result<Option<Cred
             let Some((username, password)) = raw.split_once(':') else {
                 return Err(bad(format!("the `auth` of `{key}` is not `user:password`")));
             };
-            Ok(Some(Credentials { username: username.to_owned(), password: password.to_owned(), origin, helper: None }))
+            (username.to_owned(), password.to_owned())
         }
         _ => match (&entry.username, &entry.password) {
-            (Some(u), Some(p)) if !u.is_empty() => {
-                Ok(Some(Credentials { username: u.clone(), password: p.clone(), origin, helper: None }))
-            }
-            _ => Ok(None),
+            (Some(u), Some(p)) if !u.is_empty() => (u.clone(), p.clone()),
+            _ => (String::new(), String::new()),
         },
+    };
+    let identity_token = entry.identitytoken.clone().filter(|t| !t.is_empty());
+    if username.is_empty() && password.is_empty() && identity_token.is_none() {
+        return Ok(None);
     }
+    Ok(Some(Credentials { username, password, origin: Some(path.to_owned()), helper: None, identity_token }))
 }
 
 /// One `WWW-Authenticate` challenge: the scheme (lower-cased) and its parameters (names lower-cased).

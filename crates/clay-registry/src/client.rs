@@ -25,6 +25,8 @@ const MAX_SMALL_BODY: u64 = 1 << 20;
 const USER_AGENT: &str = concat!("claylinux/", env!("CARGO_PKG_VERSION"));
 /// Longest `Retry-After` we honour, so a hostile server cannot park us.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// The `client_id` of the OAuth 2 token requests that trade an identity token.
+const OAUTH_CLIENT_ID: &str = "claylinux";
 /// Progress events are sent at most every this many bytes (and at the end).
 pub(crate) const PROGRESS_STEP: u64 = 256 << 10;
 
@@ -217,7 +219,10 @@ impl<'a> Session<'a> {
         let challenges = challenges_of(resp);
         if let Some(b) = challenges.iter().find(|c| c.scheme == "bearer") {
             self.auth = AuthState::Bearer { challenge: b.clone(), token: None };
-        } else if challenges.iter().any(|c| c.scheme == "basic") && self.credentials.is_some() {
+        } else if challenges.iter().any(|c| c.scheme == "basic")
+            && self.credentials.as_ref().is_some_and(|c| c.identity_token.is_none())
+        {
+            // (An identity token cannot be presented as Basic: the first 401 says so, in `authenticate`.)
             self.auth = AuthState::Basic;
         }
     }
@@ -290,11 +295,7 @@ impl<'a> Session<'a> {
     /// The error for a registry that keeps answering 401.
     fn refused(&self) -> RegistryError {
         match (&self.auth, &self.credentials) {
-            (AuthState::Basic, Some(c)) => RegistryError::BadCredentials {
-                registry: self.registry.clone(),
-                username: c.username.clone(),
-                origin: c.origin_phrase(),
-            },
+            (AuthState::Basic, Some(c)) => self.bad_credentials(c),
             (_, Some(c)) => RegistryError::Denied {
                 registry: self.registry.clone(),
                 repository: self.repository.clone(),
@@ -302,6 +303,15 @@ impl<'a> Session<'a> {
                 username: Some(c.username.clone()),
             },
             (_, None) => self.auth_required(),
+        }
+    }
+
+    fn bad_credentials(&self, c: &Credentials) -> RegistryError {
+        RegistryError::BadCredentials {
+            registry: self.registry.clone(),
+            what: c.what(),
+            origin: c.origin_phrase(),
+            identity_token: c.identity_token.is_some(),
         }
     }
 
@@ -318,11 +328,17 @@ impl<'a> Session<'a> {
         if let Some(b) = challenges.iter().find(|c| c.scheme == "bearer") {
             self.fetch_token(b, false)
         } else if challenges.iter().any(|c| c.scheme == "basic") {
-            if self.credentials.is_none() {
-                return Err(self.auth_required());
+            match &self.credentials {
+                None => Err(self.auth_required()),
+                Some(c) if c.identity_token.is_some() => Err(RegistryError::IdentityTokenNeedsBearer {
+                    registry: self.registry.clone(),
+                    origin: c.origin_phrase(),
+                }),
+                Some(_) => {
+                    self.auth = AuthState::Basic;
+                    Ok(())
+                }
             }
-            self.auth = AuthState::Basic;
-            Ok(())
         } else if challenges.is_empty() {
             Err(self.auth_required())
         } else {
@@ -331,8 +347,9 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// GET realm?service=…&scope=… (with Basic credentials when known) and keep the token. With `extra_scope`, the
-    /// challenge's own scope is asked for too.
+    /// Asks the challenge's token server for a token for our scope and keeps it: with an identity token, the OAuth 2
+    /// refresh-token POST; otherwise GET realm?service=…&scope=… (with Basic credentials when known). With
+    /// `extra_scope`, the challenge's own scope is asked for too.
     fn fetch_token(&mut self, challenge: &Challenge, extra_scope: bool) -> Result<()> {
         let realm = challenge.param("realm").unwrap_or_default().to_owned();
         let bad = |reason: String| RegistryError::TokenServer {
@@ -343,31 +360,48 @@ impl<'a> Session<'a> {
         if !(realm.starts_with("https://") || realm.starts_with("http://")) {
             return Err(bad("the challenge's realm is not an http(s) URL".to_owned()));
         }
-        let mut query = Vec::new();
-        if let Some(service) = challenge.param("service") {
-            query.push(format!("service={}", percent_encode(service)));
-        }
         let ours = format!("repository:{}:{}", self.repository, self.actions);
-        query.push(format!("scope={}", percent_encode(&ours)));
-        if let Some(theirs) = challenge.param("scope").filter(|s| extra_scope && *s != ours) {
-            query.push(format!("scope={}", percent_encode(theirs)));
-        }
-        let sep = if realm.contains('?') { '&' } else { '?' };
-        let url = format!("{realm}{sep}{}", query.join("&"));
-        let mut req = Req::new(http::Method::GET, url, format!("a token for {}", self.repository));
-        if let Some(c) = &self.credentials {
-            req = req.header("authorization", c.basic_header());
-        }
+        let mut scopes = vec![ours.as_str()];
+        scopes.extend(challenge.param("scope").filter(|s| extra_scope && *s != ours));
+        let service = challenge.param("service");
+        let what = format!("a token for {}", self.repository);
+        let form;
+        let req = match self.credentials.as_ref().and_then(|c| c.identity_token.as_deref()) {
+            // An identity token is traded for an access token the OAuth 2 way (distribution's
+            // docs/spec/auth/oauth.md): a form POSTed to the realm, the scopes space-separated in one field.
+            Some(refresh_token) => {
+                let mut fields = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token),
+                    ("client_id", OAUTH_CLIENT_ID),
+                ];
+                fields.extend(service.map(|s| ("service", s)));
+                let scope = scopes.join(" ");
+                fields.push(("scope", &scope));
+                form = fields.iter().map(|(k, v)| format!("{k}={}", percent_encode(v))).collect::<Vec<_>>().join("&");
+                Req::new(http::Method::POST, realm.clone(), what)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(ReqBody::Bytes(form.as_bytes()))
+            }
+            // Otherwise GET realm?service=…&scope=…, with the credentials as Basic auth (token.md).
+            None => {
+                let mut query: Vec<String> =
+                    service.map(|s| format!("service={}", percent_encode(s))).into_iter().collect();
+                query.extend(scopes.iter().map(|s| format!("scope={}", percent_encode(s))));
+                let sep = if realm.contains('?') { '&' } else { '?' };
+                let mut req = Req::new(http::Method::GET, format!("{realm}{sep}{}", query.join("&")), what);
+                if let Some(c) = &self.credentials {
+                    req = req.header("authorization", c.basic_header());
+                }
+                req
+            }
+        };
         let mut resp = self.send_raw_retrying(&req, None)?;
         match resp.status().as_u16() {
             200 => {}
             401 | 403 => {
                 return Err(match &self.credentials {
-                    Some(c) => RegistryError::BadCredentials {
-                        registry: self.registry.clone(),
-                        username: c.username.clone(),
-                        origin: c.origin_phrase(),
-                    },
+                    Some(c) => self.bad_credentials(c),
                     None => self.auth_required(),
                 })
             }

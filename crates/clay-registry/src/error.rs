@@ -36,8 +36,13 @@ pub enum RegistryError {
     NotFound { registry: String, what: String },
     #[error("the registry {registry} requires credentials for {repository} and none were found{}", searched_suffix(.searched, .helper))]
     AuthRequired { registry: String, repository: String, searched: Vec<PathBuf>, helper: Option<String> },
-    #[error("the registry {registry} refused the credentials for user `{username}` {origin}")]
-    BadCredentials { registry: String, username: String, origin: String },
+    #[error("the registry {registry} refused {what} {origin}{}", expired_hint(*.identity_token))]
+    BadCredentials { registry: String, what: String, origin: String, identity_token: bool },
+    #[error(
+        "the registry {registry} asks for a user name and password (Basic auth), but the credentials {origin} are an \
+         identity token, which only a token server takes; log in with a user name and password"
+    )]
+    IdentityTokenNeedsBearer { registry: String, origin: String },
     #[error("the registry {registry} denied {action} access to {repository}{}", user_suffix(.username))]
     Denied { registry: String, repository: String, action: String, username: Option<String> },
     #[error("the registry {registry} asks for `{schemes}` authentication, which is not supported (only Basic and Bearer are)")]
@@ -100,6 +105,14 @@ fn message_suffix(message: &str) -> String {
         String::new()
     } else {
         format!(": {message}")
+    }
+}
+
+fn expired_hint(identity_token: bool) -> &'static str {
+    if identity_token {
+        "; it may have expired: log in again"
+    } else {
+        ""
     }
 }
 

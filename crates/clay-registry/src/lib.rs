@@ -8,7 +8,7 @@
 //!
 //! Authentication follows podman: credentials given directly, else the first auth file with an entry for the
 //! registry ([`AuthFiles::from_env`]), presented as HTTP Basic or through the Bearer token flow the registry's
-//! `WWW-Authenticate` challenge asks for. TLS is rustls trusting the system's CAs and those of the registry's
+//! `WWW-Authenticate` challenge asks for (an identity token is traded with the OAuth 2 refresh-token POST). TLS is rustls trusting the system's CAs and those of the registry's
 //! certificate directory ([`CertDirs`], containers-certs.d(5)), which may also hold a client certificate; a host
 //! without a CA bundle gets the Mozilla roots built in (`webpki-roots`), so a static binary works anywhere.
 //! `tls_verify: false` accepts any certificate and falls back to plain HTTP, like podman's `--tls-verify=false`.

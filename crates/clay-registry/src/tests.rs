@@ -159,6 +159,28 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
 }
 
 #[test]
+fn identity_tokens_in_auth_files_are_kept_beside_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    // As `az acr login` writes docker's config.json: a placeholder user with no password, and the token.
+    let acr = write(
+        dir.path(),
+        "config.json",
+        &format!(
+            r#"{{"auths":{{"r.azurecr.io":{{"auth":"{}","identitytoken":"eyJ.refresh"}},"only.example":{{"identitytoken":"t2"}},"none.example":{{"identitytoken":""}}}}}}"#,
+            b64("00000000-0000-0000-0000-000000000000:")
+        ),
+    );
+    let files = AuthFiles::new(vec![acr]);
+    let c = files.lookup("r.azurecr.io", "os").unwrap().credentials.unwrap();
+    assert_eq!(c.username, "00000000-0000-0000-0000-000000000000");
+    assert_eq!(c.identity_token.as_deref(), Some("eyJ.refresh"));
+    assert!(!format!("{c:?}").contains("eyJ"), "{c:?}");
+    let c = files.lookup("only.example", "os").unwrap().credentials.unwrap();
+    assert_eq!((c.username.as_str(), c.identity_token.as_deref()), ("", Some("t2")));
+    assert!(files.lookup("none.example", "os").unwrap().credentials.is_none());
+}
+
+#[test]
 fn auth_lookup_takes_the_first_file_with_an_entry() {
     let dir = tempfile::tempdir().unwrap();
     let first =
@@ -501,11 +523,14 @@ fn credential_helpers_are_asked_as_docker_asks_them() {
         .helper
         .unwrap()
         .ends_with("names the credential helper `claytest`, but it has no credentials for nothing.example"));
-    // A helper that fails, answers nonsense or gives an identity token is an error naming it.
+    // The user `<token>` means the secret is an identity token, not a password.
+    let c = files.lookup("token.example", "x").unwrap().credentials.unwrap();
+    assert_eq!((c.password.as_str(), c.identity_token.as_deref()), ("", Some("refresh")));
+    assert!(!format!("{c:?}").contains("refresh"), "{c:?}");
+    // A helper that fails or answers nonsense is an error naming it.
     for (registry, reason) in [
         ("failing.example", "the credential helper `docker-credential-claytest` failed: the keyring is locked"),
         ("broken.example", "did not print credentials as JSON"),
-        ("token.example", "gave an identity token (OAuth), which clay cannot use"),
     ] {
         let err = files.lookup(registry, "x").unwrap_err().to_string();
         assert!(err.contains(reason), "{registry}: {err}");

@@ -401,3 +401,103 @@ fn huge_headers_are_an_error_not_a_hang() {
     let source = std::error::Error::source(&err).unwrap().to_string();
     assert!(source.contains("header"), "{source}");
 }
+
+/// As Azure Container Registry takes them after `az acr login`: the identity token in docker's config.json is a
+/// refresh token, POSTed as an OAuth 2 form to the challenge's realm and traded for an access token.
+#[test]
+fn identity_tokens_are_traded_at_the_token_server() {
+    let config = image_config(&[]);
+    let layer = tar_of(&[("hello", 0o644, b"acr")]);
+    let manifest = manifest_for(&config, Digest::of(&layer).as_str(), layer.len());
+    let blobs =
+        vec![(Digest::of(&config).to_string(), config.clone()), (Digest::of(&layer).to_string(), layer.clone())];
+    let port = Arc::new(AtomicU32::new(0));
+    let server_port = port.clone();
+    let server = MockServer::start(move |req| {
+        let challenge = format!(
+            r#"Bearer realm="http://127.0.0.1:{}/oauth2/token",service="mock.azurecr.io""#,
+            server_port.load(Ordering::Relaxed)
+        );
+        let path = req.path.as_str();
+        if path.starts_with("/oauth2/token") {
+            let form = String::from_utf8_lossy(&req.body).into_owned();
+            let mut fields: Vec<&str> = form.split('&').collect();
+            fields.sort_unstable();
+            let wanted = [
+                "client_id=claylinux",
+                "grant_type=refresh_token",
+                "refresh_token=eyJ.good",
+                "scope=repository%3Aclay%2Facr%3Apull",
+                "service=mock.azurecr.io",
+            ];
+            let ok = req.method == "POST"
+                && req.headers.get("content-type").map(String::as_str) == Some("application/x-www-form-urlencoded")
+                && !req.headers.contains_key("authorization")
+                && fields == wanted;
+            return if ok {
+                Reply::new(200, r#"{"access_token":"acc-1","refresh_token":"rotated"}"#)
+            } else {
+                Reply::new(401, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#)
+            };
+        }
+        if req.headers.get("authorization").map(String::as_str) != Some("Bearer acc-1") {
+            return Reply::new(401, "").header("WWW-Authenticate", &challenge);
+        }
+        if path == "/v2/clay/acr/manifests/v1" {
+            return Reply::new(200, manifest.clone()).header("Content-Type", OCI_MANIFEST);
+        }
+        for (digest, bytes) in &blobs {
+            if path == format!("/v2/clay/acr/blobs/{digest}") {
+                return Reply::new(200, bytes.clone());
+            }
+        }
+        Reply::new(404, "")
+    });
+    port.store(u32::from(server.port), Ordering::Relaxed);
+    let reference = Reference::parse(&format!("{}/clay/acr:v1", server.host())).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let config_json = |token: &str| {
+        let path = tmp.path().join(format!("config-{token}.json"));
+        let auth = base64_of("00000000-0000-0000-0000-000000000000:");
+        let json = json!({ "auths": { server.host(): { "auth": auth, "identitytoken": token } } });
+        std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        path
+    };
+
+    let good = config_json("eyJ.good");
+    let options = pull_with(Access { auth_files: AuthFiles::new(vec![good]), ..access() });
+    let pulled = pull(&reference, &options, &tmp.path().join("a")).unwrap();
+    assert_eq!(pulled.layers.len(), 1);
+    assert_eq!(check_blob_files(&tmp.path().join("a")), 3, "manifest, config and layer");
+    // The refresh token went in a POST body only, never in a URL or a header the registry saw.
+    let seen = server.seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|r| !r.path.contains("eyJ") && r.headers.values().all(|v| !v.contains("eyJ"))));
+
+    let expired = config_json("eyJ.expired");
+    let options = pull_with(Access { auth_files: AuthFiles::new(vec![expired.clone()]), ..access() });
+    let err = pull(&reference, &options, &tmp.path().join("b")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the registry {} refused the identity token from {}; it may have expired: log in again",
+            server.host(),
+            expired.display()
+        )
+    );
+
+    // A registry that only knows Basic auth cannot take an identity token.
+    let basic = MockServer::start(|_| Reply::new(401, "").header("WWW-Authenticate", r#"Basic realm="r""#));
+    let reference = Reference::parse(&format!("{}/clay/acr:v1", basic.host())).unwrap();
+    let token_only = Credentials { identity_token: Some("eyJ.good".into()), ..Credentials::new("<token>", "") };
+    let options = pull_with(Access { auth: Some(token_only), ..access() });
+    let err = pull(&reference, &options, &tmp.path().join("c")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the registry {} asks for a user name and password (Basic auth), but the credentials given directly are an \
+             identity token, which only a token server takes; log in with a user name and password",
+            basic.host()
+        )
+    );
+    assert!(basic.seen.lock().unwrap().iter().all(|r| !r.headers.contains_key("authorization")));
+}

@@ -157,7 +157,12 @@ pub struct SeenRequest {
     pub method: String,
     pub path: String,
     pub headers: BTreeMap<String, String>,
+    /// The body, when it is at most [`MAX_KEPT_BODY`] bytes.
+    pub body: Vec<u8>,
 }
+
+/// Request bodies up to this size are kept in [`SeenRequest::body`].
+pub const MAX_KEPT_BODY: u64 = 64 << 10;
 
 /// What the scripted server answers.
 pub struct Reply {
@@ -247,10 +252,16 @@ fn serve(stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<SeenRequest>>) {
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
         }
     }
+    // Small bodies (forms, manifests) are kept for the handler; blobs are read and dropped.
+    let mut body = Vec::new();
     if let Some(len) = headers.get("content-length").and_then(|l| l.parse::<u64>().ok()) {
-        let _ = std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink());
+        if len <= MAX_KEPT_BODY {
+            let _ = (&mut reader).take(len).read_to_end(&mut body);
+        } else {
+            let _ = std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink());
+        }
     }
-    let req = SeenRequest { method: method.to_owned(), path: path.to_owned(), headers };
+    let req = SeenRequest { method: method.to_owned(), path: path.to_owned(), headers, body };
     seen.lock().unwrap().push(req.clone());
     let reply = handler(&req);
     let mut out = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", reply.status);
