@@ -63,6 +63,10 @@ pub struct ReadOptions {
     pub platform: Option<String>,
     /// How to reach the registry of a `docker://` source.
     pub registry: RegistryAccess,
+    /// Where a `docker://` source's blobs are kept while it is read: a private directory of its own is made in this
+    /// one, and removed when the read ends (the caller removes this one if the process is cut short). `None`: the
+    /// system's temporary directory.
+    pub scratch_dir: Option<PathBuf>,
     /// Shown file data while an image's compressed layers are decompressed (see [`Lookahead`]).
     pub lookahead: Option<std::sync::Arc<dyn Lookahead>>,
     /// Return with an image's layer digests still being checked, in [`Source::checks`]; the caller must wait for
@@ -161,7 +165,11 @@ pub fn read_source_with_progress(
             // other: layers are never unpacked on the host. The tree keeps open handles (spill files, blob
             // ranges), so the directory can go once it is read.
             let reference = clay_registry::Reference::parse(reference)?;
-            let layout = tempfile::tempdir().map_err(SourceError::PullDir)?;
+            let layout = match &options.scratch_dir {
+                Some(dir) => tempfile::tempdir_in(dir),
+                None => tempfile::tempdir(),
+            }
+            .map_err(SourceError::PullDir)?;
             let pull = clay_registry::PullOptions {
                 platform: options.platform.clone(),
                 access: clay_registry::Access {

@@ -1,8 +1,9 @@
-//! Output files that appear whole or not at all.
+//! Output files that appear whole or not at all, and scratch directories that never outlive the run.
 //!
 //! Each output is written to a temporary file beside its final path and renamed into place only when complete.
-//! A failed build drops the temporary file; an interrupted one (SIGINT, SIGTERM, SIGHUP) has its temporary files
-//! removed by the signal handler before the process exits.
+//! Intermediate files with names (a pulled image, a saved archive, a key set being made) live in a [`ScratchDir`].
+//! A failed run drops both; an interrupted one (SIGINT, SIGTERM, SIGHUP) has them removed by the signal handler
+//! before the process exits, since destructors do not run then.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,8 @@ use anyhow::{Context, Result};
 
 /// Temporary files to remove if the process is interrupted.
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Scratch directories to remove, with all they hold, if the process is interrupted.
+static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static HANDLER: Once = Once::new();
 
 /// Exit status for a run ended by a signal, as shells report SIGINT (128 + 2).
@@ -81,6 +84,63 @@ impl Drop for PendingOutput {
     }
 }
 
+/// A private temporary directory for what a run needs on disk but does not output: removed, with everything in it,
+/// when dropped or when the run is interrupted.
+#[derive(Debug)]
+pub struct ScratchDir {
+    /// Always `Some` until kept.
+    dir: Option<tempfile::TempDir>,
+}
+
+impl ScratchDir {
+    /// A fresh directory in the system's temporary directory (`TMPDIR`), named `PREFIXrandom`.
+    pub fn create(prefix: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .with_context(|| format!("cannot create a directory in `{}`", std::env::temp_dir().display()))?;
+        Ok(Self::track(dir))
+    }
+
+    /// A fresh directory in `parent`, named `PREFIXrandom`.
+    pub fn create_in(parent: &Path, prefix: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(parent)
+            .with_context(|| format!("cannot create a directory in `{}`", parent.display()))?;
+        Ok(Self::track(dir))
+    }
+
+    fn track(dir: tempfile::TempDir) -> Self {
+        install_handler();
+        lock(&SCRATCH).push(dir.path().to_owned());
+        Self { dir: Some(dir) }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().map_or(Path::new(""), tempfile::TempDir::path)
+    }
+
+    /// Stops removing the directory, on drop or on interrupt: for one that was renamed into place.
+    pub fn keep(mut self) {
+        let path = self.path().to_owned();
+        lock(&SCRATCH).retain(|p| *p != path);
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.keep();
+        }
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        // TempDir's own drop removes the directory; stop tracking it.
+        if let Some(dir) = &self.dir {
+            let path = dir.path().to_owned();
+            lock(&SCRATCH).retain(|p| *p != path);
+        }
+    }
+}
+
 fn set_mode(file: &File, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     file.set_permissions(std::fs::Permissions::from_mode(mode)).context("cannot set the output's permissions")
@@ -96,6 +156,12 @@ fn install_handler() {
         let _ = ctrlc::set_handler(|| {
             for path in lock(&PENDING).drain(..) {
                 let _ = std::fs::remove_file(path);
+            }
+            for path in lock(&SCRATCH).drain(..) {
+                // Another thread may still be adding a file to it: a second pass takes what the first missed.
+                if std::fs::remove_dir_all(&path).is_err() {
+                    let _ = std::fs::remove_dir_all(&path);
+                }
             }
             eprintln!("clay: interrupted; no output was written");
             std::process::exit(INTERRUPTED_EXIT);

@@ -207,6 +207,98 @@ fn a_full_disk_fails_cleanly() {
     assert!(leftover.is_empty(), "left behind: {leftover:?}");
 }
 
+/// A registry on loopback that serves one image, `clay/slow:1`, whose layer never finishes downloading: it sends a
+/// little, says so through `started`, and stalls.
+fn stalling_registry(started: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    use sha2::{Digest, Sha256};
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sha = |b: &[u8]| format!("sha256:{:x}", Sha256::digest(b));
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let layer_digest = sha(b"never sent whole");
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer_digest}","size":67108864}}]}}"#,
+        sha(&config),
+        config.len()
+    );
+    let config_path = format!("/v2/clay/slow/blobs/{}", sha(&config));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).map_or(true, |n| n == 0) || header.trim().is_empty() {
+                    break;
+                }
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+            let (kind, body): (&str, Vec<u8>) = match path.as_str() {
+                "/v2/" => ("application/json", b"{}".to_vec()),
+                "/v2/clay/slow/manifests/1" => ("application/vnd.oci.image.manifest.v1+json", manifest.clone().into()),
+                p if p == config_path => ("application/octet-stream", config.clone()),
+                p if p.contains("/blobs/") => {
+                    let head =
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 67108864\r\n\r\n";
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(&vec![0u8; 256 << 10]);
+                    started.store(true, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_secs(60));
+                    continue;
+                }
+                _ => {
+                    let _ =
+                        stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    continue;
+                }
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    port
+}
+
+#[test]
+fn an_interrupted_pull_leaves_nothing_in_the_temporary_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let tmp = work.path().join("tmp");
+    let out = work.path().join("out");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = stalling_registry(started.clone());
+    let child = clay()
+        .args(["build", &format!("docker://127.0.0.1:{port}/clay/slow:1"), "--tls-verify=false", "-o"])
+        .arg(out.join("os.efi"))
+        .env("TMPDIR", &tmp)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the layer is coming in, the pulled blobs half written under TMPDIR.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !started.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(std::time::Instant::now() < deadline, "the pull never reached the layer");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(std::fs::read_dir(&tmp).unwrap().count() > 0, "the pull keeps nothing under TMPDIR");
+    sh(&format!("kill -INT {}", child.id()));
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted; no output was written"));
+    assert_only(&tmp, &[]);
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().count() == 0);
+}
+
 #[test]
 fn an_interrupted_build_leaves_nothing() {
     let work = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
 use clay_testkit::sh_in;
@@ -44,7 +45,6 @@ fn assert_signed(image: &Path, cert: &Path) {
 /// the console. For boots that must fail, where the firmware waits forever.
 fn clay_run_until(args: &[&str], until: &str, timeout: Duration) -> String {
     use std::io::Read;
-    use std::process::Stdio;
     let mut child =
         clay().arg("run").args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
@@ -99,6 +99,28 @@ fn generated_keys_are_complete_and_never_overwritten() {
     }
     let err = clay_err(clay().args(["keys", "generate"]).arg(&keys));
     assert!(err.contains("already holds files; keys are never overwritten"), "{err}");
+}
+
+#[test]
+fn interrupted_key_generation_leaves_no_half_key_set() {
+    let work = tempfile::tempdir().unwrap();
+    let child = clay().args(["keys", "generate"]).arg(work.path().join("keys")).stderr(Stdio::piped()).spawn().unwrap();
+    // The keys are made in a hidden directory beside the target; interrupt while it is there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(work.path()).unwrap().count() == 0 {
+        assert!(std::time::Instant::now() < deadline, "key generation never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sh(&format!("kill -INT {}", child.id()));
+    let output = child.wait_with_output().unwrap();
+    let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    // Either it was interrupted with nothing left, or it had already finished: then the set is whole.
+    if output.status.code() == Some(130) {
+        assert!(left.is_empty(), "an interrupted key generation left {left:?}");
+    } else {
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(work.path().join("keys/db.auth").is_file() && left.len() == 1, "{left:?}");
+    }
 }
 
 #[test]
@@ -217,7 +239,7 @@ fn bad_keys_are_refused_with_nothing_written() {
         if let Some(p) = passphrase {
             cmd.env("CLAY_SIGN_PASSPHRASE", p);
         }
-        clay_err(cmd.stdin(std::process::Stdio::null()))
+        clay_err(cmd.stdin(Stdio::null()))
     };
     let err = build("keys/KEK.key", "keys/db.crt", None);
     assert!(err.contains("does not match the certificate `CN=Clay Test db`"), "{err}");

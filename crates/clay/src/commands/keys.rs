@@ -11,6 +11,7 @@ use clay_authenticode::{generate_self_signed, pkcs7_sign_detached, Certificate, 
 use clay_efivars::{EfiTime, Guid, SecureBootKeys, SecureBootVariable};
 
 use super::build::status;
+use crate::output::ScratchDir;
 
 /// RSA-2048: the size every UEFI implementation verifies (UEFI 2.10 §32.2.4 requires it; larger keys are optional).
 const KEY_BITS: usize = 2048;
@@ -77,10 +78,7 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let temp = tempfile::Builder::new()
-        .prefix(".clay-keys-")
-        .tempdir_in(parent)
-        .with_context(|| format!("cannot create a directory in `{}`", parent.display()))?;
+    let temp = ScratchDir::create_in(parent, ".clay-keys-")?;
 
     let now = SystemTime::now();
     let epoch = super::build::source_date_epoch()?;
@@ -127,15 +125,13 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode> {
     }
     write(OWNER_FILE, format!("{owner}\n").as_bytes(), 0o644)?;
 
-    let kept = temp.keep();
     if dir.exists() {
         // An empty directory: replaced by the full one.
         fs::remove_dir(dir).with_context(|| format!("cannot replace the empty directory `{}`", dir.display()))?;
     }
-    if let Err(e) = fs::rename(&kept, dir) {
-        let _ = fs::remove_dir_all(&kept);
-        return Err(e).with_context(|| format!("cannot create `{}`", dir.display()));
-    }
+    // Renamed while still tracked, so an interrupt at any moment leaves either the whole set in place or nothing.
+    fs::rename(temp.path(), dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    temp.keep();
     status(&format!(
         "wrote {}: PK, KEK and db as .key (private: keep them off the machines you build on), .crt, .esl and .auth",
         dir.display()

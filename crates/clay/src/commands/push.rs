@@ -19,6 +19,7 @@ use clay_registry::{BlobPart, BlobSource, ImageParts, PushOptions, PushSource, R
 
 use crate::commands::build::{human, status};
 use crate::commands::registry::RegistryArgs;
+use crate::output::ScratchDir;
 
 /// Artifact (and layer) media types of what clay builds.
 pub const UKI_MEDIA_TYPE: &str = "application/vnd.claylinux.uki.v1+efi";
@@ -87,10 +88,7 @@ pub fn run(args: PushArgs) -> Result<ExitCode> {
     };
     let pushed = match &payload {
         Payload::OciArchive => {
-            let dir = tempfile::Builder::new()
-                .prefix("clay-push-")
-                .tempdir()
-                .context("cannot create a temporary directory to unpack the archive in")?;
+            let dir = ScratchDir::create("clay-push-")?;
             extract_layout(file, dir.path())?;
             push(&PushSource::Layout { dir: dir.path(), ref_name: None })?
         }

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use clay_source::SourceSpec;
 
 use super::status;
+use crate::output::ScratchDir;
 
 /// Engines in the order they are tried; `CLAY_CONTAINER_ENGINE` picks one by name.
 const ENGINES: [Engine; 3] = [Engine::Podman, Engine::Buildah, Engine::Docker];
@@ -74,7 +75,7 @@ pub struct ContainerfileBuild<'a> {
 #[derive(Debug)]
 pub struct Built {
     pub spec: SourceSpec,
-    pub _dir: tempfile::TempDir,
+    pub _dir: ScratchDir,
 }
 
 fn on_path(program: &str) -> bool {
@@ -134,7 +135,7 @@ pub fn build(b: &ContainerfileBuild<'_>) -> Result<Built> {
     status(&format!("building {} with {}", b.file.display(), engine.program()));
     run(engine, &args, "build")?;
 
-    let dir = tempfile::tempdir().context("cannot create a private directory for the built image")?;
+    let dir = ScratchDir::create("clay-image-")?;
     let archive = dir.path().join("image.tar");
     let (save, spec) = engine.save(&tag, &archive);
     let saved = run(engine, &save, "save");

@@ -27,7 +27,7 @@ pub(crate) mod sign;
 mod vm;
 
 use crate::commands::registry::RegistryArgs;
-use crate::output::{output_path, PendingOutput};
+use crate::output::{output_path, PendingOutput, ScratchDir};
 use hashing::Hashing;
 
 /// Where a systemd EFI stub lives in an image or on the host (systemd's `ukify` looks in the same place).
@@ -253,9 +253,15 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let signer = sign::from_args(args.sign_key.as_ref(), args.sign_cert.as_ref())?;
     status(&format!("reading {}", spec.describe()));
     let lookahead = ahead::SquashfsAhead::start(&args, &spec, &formats);
+    // A pulled image's blobs are kept here while they are read; an interrupted run removes them too.
+    let scratch = match spec {
+        SourceSpec::Registry { .. } => Some(ScratchDir::create("clay-pull-")?),
+        _ => None,
+    };
     let read_options = clay_source::ReadOptions {
         platform: args.platform.clone(),
         registry: args.registry.access()?,
+        scratch_dir: scratch.as_ref().map(|s| s.path().to_owned()),
         lookahead: lookahead.clone().map(|l| l as Arc<dyn clay_source::Lookahead>),
         // The layers are hashed while the OS is built from them, and checked before any output is renamed.
         defer_checks: true,
