@@ -269,6 +269,69 @@ fn stalling_registry(started: std::sync::Arc<std::sync::atomic::AtomicBool>) -> 
 }
 
 #[test]
+fn registries_are_reached_through_the_proxy_the_environment_names() {
+    use std::io::{BufRead, BufReader, Write};
+    // A proxy that opens tunnels (CONNECT) only to the registry, a host that does not resolve, and answers for it
+    // at the other end: in plain HTTP, refusing TLS. Only a request through the proxy can get an answer.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let request = |reader: &mut BufReader<std::net::TcpStream>| {
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).map_or(true, |n| n == 0) || header.trim().is_empty() {
+                        break;
+                    }
+                }
+                log.lock().unwrap().push(line.trim().to_owned());
+                line
+            };
+            if !request(&mut reader).starts_with("CONNECT registry.invalid:5000 ") {
+                let _ = stream.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+                continue;
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+            // Through the tunnel: a TLS handshake (0x16) is dropped; a plain request is answered.
+            if reader.fill_buf().map_or(true, |b| b.first() == Some(&0x16)) {
+                continue;
+            }
+            let (status, body) = match request(&mut reader).split_whitespace().nth(1) {
+                Some("/v2/") => ("200 OK", "{}"),
+                _ => ("404 Not Found", r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#),
+            };
+            let reply = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    let out = tempfile::tempdir().unwrap();
+    let err = clay_err(
+        clay()
+            .args(["build", "docker://registry.invalid:5000/clay/x:1", "--tls-verify=false", "-o"])
+            .arg(out.path().join("os.efi"))
+            .env("HTTPS_PROXY", &proxy)
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy"),
+    );
+    assert!(err.contains("the registry registry.invalid:5000 has no manifest `1` of clay/x"), "{err}");
+    let seen = seen.lock().unwrap();
+    assert!(seen.iter().any(|l| l.starts_with("CONNECT registry.invalid:5000")), "{seen:?}");
+    assert!(seen.iter().any(|l| l.starts_with("GET /v2/clay/x/manifests/1 ")), "{seen:?}");
+    assert_only(out.path(), &[]);
+}
+
+#[test]
 fn an_interrupted_pull_leaves_nothing_in_the_temporary_directory() {
     let work = tempfile::tempdir().unwrap();
     let tmp = work.path().join("tmp");
