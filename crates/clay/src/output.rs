@@ -3,7 +3,8 @@
 //! Each output is written to a temporary file beside its final path and renamed into place only when complete.
 //! Intermediate files with names (a pulled image, a saved archive, a key set being made) live in a [`ScratchDir`].
 //! A failed run drops both; an interrupted one (SIGINT, SIGTERM, SIGHUP) has them removed by the signal handler
-//! before the process exits, since destructors do not run then.
+//! before the process exits, since destructors do not run then. The handler also runs the [`UndoOnInterrupt`]
+//! commands that take back what a run did elsewhere.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,10 @@ use anyhow::{Context, Result};
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// Scratch directories to remove, with all they hold, if the process is interrupted.
 static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Commands that undo what a run did outside its files (an image tagged in a container engine's store), to run if
+/// the process is interrupted; each with the number that deregisters it.
+static UNDO: Mutex<Vec<(u64, Vec<String>)>> = Mutex::new(Vec::new());
+static UNDO_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static HANDLER: Once = Once::new();
 
 /// Exit status for a run ended by a signal, as shells report SIGINT (128 + 2).
@@ -141,6 +146,29 @@ impl Drop for ScratchDir {
     }
 }
 
+/// A command that undoes something the run did outside its files, run by the signal handler if the process is
+/// interrupted while this is alive. Dropping it means the run undid the thing itself (or no longer needs to).
+#[derive(Debug)]
+pub struct UndoOnInterrupt {
+    id: u64,
+}
+
+impl UndoOnInterrupt {
+    /// `command[0]` with the rest as its arguments; its output is discarded and its failure ignored.
+    pub fn register(command: Vec<String>) -> Self {
+        install_handler();
+        let id = UNDO_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        lock(&UNDO).push((id, command));
+        Self { id }
+    }
+}
+
+impl Drop for UndoOnInterrupt {
+    fn drop(&mut self) {
+        lock(&UNDO).retain(|(id, _)| *id != self.id);
+    }
+}
+
 fn set_mode(file: &File, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     file.set_permissions(std::fs::Permissions::from_mode(mode)).context("cannot set the output's permissions")
@@ -161,6 +189,16 @@ fn install_handler() {
                 // Another thread may still be adding a file to it: a second pass takes what the first missed.
                 if std::fs::remove_dir_all(&path).is_err() {
                     let _ = std::fs::remove_dir_all(&path);
+                }
+            }
+            for (_, command) in lock(&UNDO).drain(..) {
+                if let Some((program, args)) = command.split_first() {
+                    let _ = std::process::Command::new(program)
+                        .args(args)
+                        .stdin(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status();
                 }
             }
             eprintln!("clay: interrupted; no output was written");

@@ -363,6 +363,58 @@ fn an_interrupted_pull_leaves_nothing_in_the_temporary_directory() {
 }
 
 #[test]
+fn an_interrupted_containerfile_build_leaves_nothing_in_the_engines_store() {
+    // A stand-in podman that logs what it is asked, builds at once and saves until told to stop.
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let (bin, tmp, ctx) = (w.join("bin"), w.join("tmp"), w.join("ctx"));
+    for dir in [&bin, &tmp, &ctx] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(ctx.join("Containerfile"), "FROM scratch\n").unwrap();
+    std::fs::write(
+        bin.join("podman"),
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {w}/log\ncase \"$1\" in save) touch {w}/saving; while [ ! -e {w}/stop ]; do \
+             sleep 0.1; done ;; esac\nexit 0\n",
+            w = w.display()
+        ),
+    )
+    .unwrap();
+    sh(&format!("chmod 755 {}/podman", bin.display()));
+    let mut child = clay()
+        .args(["build", "--containerfile"])
+        .arg(ctx.join("Containerfile"))
+        .arg("-o")
+        .arg(w.join("out/os.efi"))
+        .env("CLAY_CONTAINER_ENGINE", "podman")
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+        .env("TMPDIR", &tmp)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !w.join("saving").exists() {
+        assert!(std::time::Instant::now() < deadline, "the image was never saved");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sh(&format!("kill -INT {}", child.id()));
+    // The stand-in's save still holds clay's stderr: stop it once clay is gone, then read what clay said.
+    let status = child.wait().unwrap();
+    std::fs::write(w.join("stop"), "").unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
+    // The tag the build made is the one removed, and the saved archive's directory is gone.
+    let log = std::fs::read_to_string(w.join("log")).unwrap();
+    let tag = log.lines().next().and_then(|l| l.split_whitespace().skip_while(|a| *a != "-t").nth(1)).unwrap();
+    assert!(tag.starts_with("localhost/clay-build-"), "{log}");
+    assert_eq!(log.lines().last(), Some(format!("rmi -f {tag}").as_str()), "{log}");
+    assert_only(&tmp, &[]);
+    assert!(!w.join("out/os.efi").exists());
+}
+
+#[test]
 fn an_interrupted_build_leaves_nothing() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("rootfs");

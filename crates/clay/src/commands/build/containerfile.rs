@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clay_source::SourceSpec;
 
 use super::status;
-use crate::output::ScratchDir;
+use crate::output::{ScratchDir, UndoOnInterrupt};
 
 /// Engines in the order they are tried; `CLAY_CONTAINER_ENGINE` picks one by name.
 const ENGINES: [Engine; 3] = [Engine::Podman, Engine::Buildah, Engine::Docker];
@@ -133,16 +133,22 @@ pub fn build(b: &ContainerfileBuild<'_>) -> Result<Built> {
     }
     args.push(context.display().to_string());
     status(&format!("building {} with {}", b.file.display(), engine.program()));
+    let rmi: Vec<String> = vec!["rmi".into(), "-f".into(), tag.clone()];
+    // Interrupted from here on, the image is removed from the engine's store all the same.
+    let undo = UndoOnInterrupt::register([vec![engine.program().to_owned()], rmi.clone()].concat());
+    // A build that fails tags nothing.
     run(engine, &args, "build")?;
 
-    let dir = ScratchDir::create("clay-image-")?;
-    let archive = dir.path().join("image.tar");
-    let (save, spec) = engine.save(&tag, &archive);
-    let saved = run(engine, &save, "save");
-    let removed = run(engine, &["rmi".into(), "-f".into(), tag.clone()], "rmi");
-    saved?;
+    // Saved or not, the image then leaves the store.
+    let saved = ScratchDir::create("clay-image-").and_then(|dir| {
+        let (save, spec) = engine.save(&tag, &dir.path().join("image.tar"));
+        run(engine, &save, "save")?;
+        Ok(Built { spec, _dir: dir })
+    });
+    let removed = run(engine, &rmi, "rmi");
+    drop(undo);
     if removed.is_err() {
         super::warn(&format!("could not remove the image {tag} from {}'s store", engine.program()));
     }
-    Ok(Built { spec, _dir: dir })
+    saved
 }
