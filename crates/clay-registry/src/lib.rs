@@ -109,6 +109,7 @@ pub struct ProgressEvent {
 }
 
 /// How clay reaches a registry: TLS, credentials, progress reports and retries.
+#[derive(Clone)]
 pub struct Access<'a> {
     /// `false`: accept any certificate, and fall back to plain HTTP (podman's `--tls-verify=false`).
     pub tls_verify: bool,

@@ -49,23 +49,26 @@ fn manifest_for(config: &[u8], layer_digest: &str, layer_size: usize) -> Vec<u8>
     .unwrap()
 }
 
-/// Serves `/v2/`, the manifest `v1`, and the blobs in `blobs` (digest → bytes).
+/// The answer to `path` of a registry holding one image in `repo`: `/v2/`, the manifest `v1`, and the blobs in
+/// `blobs` (digest → bytes); anything else is unknown.
+fn image_reply(path: &str, repo: &str, manifest: &[u8], blobs: &[(String, Vec<u8>)]) -> Reply {
+    if path == "/v2/" {
+        return Reply::new(200, "{}");
+    }
+    if path == format!("/v2/{repo}/manifests/v1") {
+        return Reply::new(200, manifest).header("Content-Type", OCI_MANIFEST);
+    }
+    for (digest, bytes) in blobs {
+        if path == format!("/v2/{repo}/blobs/{digest}") {
+            return Reply::new(200, bytes.clone());
+        }
+    }
+    Reply::new(404, r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#)
+}
+
+/// Serves the image of `manifest` and `blobs` as `clay/bad`, without auth.
 fn simple_registry(manifest: Vec<u8>, blobs: Vec<(String, Vec<u8>)>) -> MockServer {
-    MockServer::start(move |req| {
-        let path = req.path.as_str();
-        if path == "/v2/" {
-            return Reply::new(200, "{}");
-        }
-        if path == "/v2/clay/bad/manifests/v1" {
-            return Reply::new(200, manifest.clone()).header("Content-Type", OCI_MANIFEST);
-        }
-        for (digest, bytes) in &blobs {
-            if path == format!("/v2/clay/bad/blobs/{digest}") {
-                return Reply::new(200, bytes.clone());
-            }
-        }
-        Reply::new(404, r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#)
-    })
+    MockServer::start(move |req| image_reply(&req.path, "clay/bad", &manifest, &blobs))
 }
 
 #[test]
@@ -443,15 +446,7 @@ fn identity_tokens_are_traded_at_the_token_server() {
         if req.headers.get("authorization").map(String::as_str) != Some("Bearer acc-1") {
             return Reply::new(401, "").header("WWW-Authenticate", &challenge);
         }
-        if path == "/v2/clay/acr/manifests/v1" {
-            return Reply::new(200, manifest.clone()).header("Content-Type", OCI_MANIFEST);
-        }
-        for (digest, bytes) in &blobs {
-            if path == format!("/v2/clay/acr/blobs/{digest}") {
-                return Reply::new(200, bytes.clone());
-            }
-        }
-        Reply::new(404, "")
+        image_reply(path, "clay/acr", &manifest, &blobs)
     });
     port.store(u32::from(server.port), Ordering::Relaxed);
     let reference = Reference::parse(&format!("{}/clay/acr:v1", server.host())).unwrap();

@@ -61,8 +61,9 @@ pub struct ReadOptions {
     /// The platform (`OS/ARCH[/VARIANT]`) to pick from a multi-platform image; `None` means this machine's.
     /// Checked for every source, used by images only.
     pub platform: Option<String>,
-    /// How to reach the registry of a `docker://` source.
-    pub registry: RegistryAccess,
+    /// How to reach the registry of a `docker://` source (its `progress` is replaced by the one given to
+    /// [`read_source_with_progress`]).
+    pub registry: clay_registry::Access<'static>,
     /// Where a `docker://` source's blobs are kept while it is read: a private directory of its own is made in this
     /// one, and removed when the read ends (the caller removes this one if the process is cut short). `None`: the
     /// system's temporary directory.
@@ -72,30 +73,6 @@ pub struct ReadOptions {
     /// Return with an image's layer digests still being checked, in [`Source::checks`]; the caller must wait for
     /// them before it trusts (commits) anything made from the tree. Otherwise they are done before returning.
     pub defer_checks: bool,
-}
-
-/// How to reach the registry of a `docker://` source: TLS and credentials, as `clay_registry::Access` has them.
-#[derive(Debug, Clone)]
-pub struct RegistryAccess {
-    /// `false`: accept any certificate and fall back to plain HTTP (`--tls-verify=false`).
-    pub tls_verify: bool,
-    /// Credentials to use (`--creds`); `None` looks them up in `auth_files`.
-    pub credentials: Option<clay_registry::Credentials>,
-    pub auth_files: clay_registry::AuthFiles,
-    /// Where the registry's CA and client certificates are looked for.
-    pub cert_dirs: clay_registry::CertDirs,
-}
-
-impl Default for RegistryAccess {
-    /// Verified TLS, credentials and certificates where podman and docker keep them.
-    fn default() -> Self {
-        Self {
-            tls_verify: true,
-            credentials: None,
-            auth_files: clay_registry::AuthFiles::from_env(),
-            cert_dirs: clay_registry::CertDirs::from_env(),
-        }
-    }
 }
 
 /// A source read into memory.
@@ -172,14 +149,7 @@ pub fn read_source_with_progress(
             .map_err(SourceError::PullDir)?;
             let pull = clay_registry::PullOptions {
                 platform: options.platform.clone(),
-                access: clay_registry::Access {
-                    tls_verify: options.registry.tls_verify,
-                    auth: options.registry.credentials.clone(),
-                    auth_files: options.registry.auth_files.clone(),
-                    cert_dirs: options.registry.cert_dirs.clone(),
-                    progress,
-                    retry: clay_registry::RetryPolicy::default(),
-                },
+                access: clay_registry::Access { progress, ..options.registry.clone() },
             };
             clay_registry::pull(&reference, &pull, layout.path())?;
             // The pull hashed every blob as it arrived; only the diff IDs are left to check.

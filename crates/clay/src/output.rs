@@ -74,7 +74,7 @@ impl PendingOutput {
             temp.persist(&self.target).with_context(|| format!("cannot create `{}`", self.target.display()))?;
             Ok(self.target.clone())
         })();
-        lock(&PENDING).retain(|p| *p != temp_path);
+        untrack(&PENDING, &temp_path);
         result
     }
 }
@@ -83,8 +83,7 @@ impl Drop for PendingOutput {
     fn drop(&mut self) {
         // An uncommitted output: NamedTempFile's own drop removes the file; stop tracking it.
         if let Some(temp) = &self.temp {
-            let path = temp.path().to_owned();
-            lock(&PENDING).retain(|p| *p != path);
+            untrack(&PENDING, temp.path());
         }
     }
 }
@@ -100,11 +99,7 @@ pub struct ScratchDir {
 impl ScratchDir {
     /// A fresh directory in the system's temporary directory (`TMPDIR`), named `PREFIXrandom`.
     pub fn create(prefix: &str) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir()
-            .with_context(|| format!("cannot create a directory in `{}`", std::env::temp_dir().display()))?;
-        Ok(Self::track(dir))
+        Self::create_in(&std::env::temp_dir(), prefix)
     }
 
     /// A fresh directory in `parent`, named `PREFIXrandom`.
@@ -113,13 +108,9 @@ impl ScratchDir {
             .prefix(prefix)
             .tempdir_in(parent)
             .with_context(|| format!("cannot create a directory in `{}`", parent.display()))?;
-        Ok(Self::track(dir))
-    }
-
-    fn track(dir: tempfile::TempDir) -> Self {
         install_handler();
         lock(&SCRATCH).push(dir.path().to_owned());
-        Self { dir: Some(dir) }
+        Ok(Self { dir: Some(dir) })
     }
 
     pub fn path(&self) -> &Path {
@@ -128,9 +119,8 @@ impl ScratchDir {
 
     /// Stops removing the directory, on drop or on interrupt: for one that was renamed into place.
     pub fn keep(mut self) {
-        let path = self.path().to_owned();
-        lock(&SCRATCH).retain(|p| *p != path);
         if let Some(dir) = self.dir.take() {
+            untrack(&SCRATCH, dir.path());
             let _ = dir.keep();
         }
     }
@@ -140,8 +130,7 @@ impl Drop for ScratchDir {
     fn drop(&mut self) {
         // TempDir's own drop removes the directory; stop tracking it.
         if let Some(dir) = &self.dir {
-            let path = dir.path().to_owned();
-            lock(&SCRATCH).retain(|p| *p != path);
+            untrack(&SCRATCH, dir.path());
         }
     }
 }
@@ -172,6 +161,11 @@ impl Drop for UndoOnInterrupt {
 fn set_mode(file: &File, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     file.set_permissions(std::fs::Permissions::from_mode(mode)).context("cannot set the output's permissions")
+}
+
+/// Forgets `path` in `list` (of [`PENDING`] or [`SCRATCH`]): it is the run's own business again.
+fn untrack(list: &Mutex<Vec<PathBuf>>, path: &Path) {
+    lock(list).retain(|p| p != path);
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -207,11 +207,24 @@ fn a_full_disk_fails_cleanly() {
     assert!(leftover.is_empty(), "left behind: {leftover:?}");
 }
 
+/// The request line of the HTTP request `reader` is at (its headers read and dropped); `None` if it cannot be read.
+fn read_request(reader: &mut impl std::io::BufRead) -> Option<String> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).map_or(true, |n| n == 0) || header.trim().is_empty() {
+            break;
+        }
+    }
+    Some(line.trim().to_owned())
+}
+
 /// A registry on loopback that serves one image, `clay/slow:1`, whose layer never finishes downloading: it sends a
 /// little, says so through `started`, and stalls.
 fn stalling_registry(started: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
     use sha2::{Digest, Sha256};
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let sha = |b: &[u8]| format!("sha256:{:x}", Sha256::digest(b));
@@ -226,17 +239,8 @@ fn stalling_registry(started: std::sync::Arc<std::sync::atomic::AtomicBool>) -> 
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut line = String::new();
             let mut reader = BufReader::new(stream.try_clone().unwrap());
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            loop {
-                let mut header = String::new();
-                if reader.read_line(&mut header).map_or(true, |n| n == 0) || header.trim().is_empty() {
-                    break;
-                }
-            }
+            let Some(line) = read_request(&mut reader) else { continue };
             let path = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
             let (kind, body): (&str, Vec<u8>) = match path.as_str() {
                 "/v2/" => ("application/json", b"{}".to_vec()),
@@ -282,15 +286,8 @@ fn registries_are_reached_through_the_proxy_the_environment_names() {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let request = |reader: &mut BufReader<std::net::TcpStream>| {
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                loop {
-                    let mut header = String::new();
-                    if reader.read_line(&mut header).map_or(true, |n| n == 0) || header.trim().is_empty() {
-                        break;
-                    }
-                }
-                log.lock().unwrap().push(line.trim().to_owned());
+                let line = read_request(reader).unwrap_or_default();
+                log.lock().unwrap().push(line.clone());
                 line
             };
             if !request(&mut reader).starts_with("CONNECT registry.invalid:5000 ") {
@@ -347,11 +344,7 @@ fn an_interrupted_pull_leaves_nothing_in_the_temporary_directory() {
         .spawn()
         .unwrap();
     // Interrupt once the layer is coming in, the pulled blobs half written under TMPDIR.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !started.load(std::sync::atomic::Ordering::SeqCst) {
-        assert!(std::time::Instant::now() < deadline, "the pull never reached the layer");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the pull never reached the layer", || started.load(std::sync::atomic::Ordering::SeqCst));
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(std::fs::read_dir(&tmp).unwrap().count() > 0, "the pull keeps nothing under TMPDIR");
     sh(&format!("kill -INT {}", child.id()));
@@ -393,11 +386,7 @@ fn an_interrupted_containerfile_build_leaves_nothing_in_the_engines_store() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !w.join("saving").exists() {
-        assert!(std::time::Instant::now() < deadline, "the image was never saved");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the image was never saved", || w.join("saving").exists());
     sh(&format!("kill -INT {}", child.id()));
     // The stand-in's save still holds clay's stderr: stop it once clay is gone, then read what clay said.
     let status = child.wait().unwrap();
@@ -429,11 +418,7 @@ fn an_interrupted_build_leaves_nothing() {
         .spawn()
         .unwrap();
     // Wait until the output's temporary file exists, then interrupt.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0) == 0 {
-        assert!(std::time::Instant::now() < deadline, "the build never started writing");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the build never started writing", || std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0) > 0);
     sh(&format!("kill -TERM {}", child.id()));
     let status = child.wait().unwrap();
     assert!(!status.success());

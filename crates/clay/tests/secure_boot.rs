@@ -106,11 +106,7 @@ fn interrupted_key_generation_leaves_no_half_key_set() {
     let work = tempfile::tempdir().unwrap();
     let child = clay().args(["keys", "generate"]).arg(work.path().join("keys")).stderr(Stdio::piped()).spawn().unwrap();
     // The keys are made in a hidden directory beside the target; interrupt while it is there.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::fs::read_dir(work.path()).unwrap().count() == 0 {
-        assert!(std::time::Instant::now() < deadline, "key generation never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("key generation never started", || std::fs::read_dir(work.path()).unwrap().count() > 0);
     sh(&format!("kill -INT {}", child.id()));
     let output = child.wait_with_output().unwrap();
     let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().map(|e| e.unwrap().file_name()).collect();

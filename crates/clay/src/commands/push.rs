@@ -73,14 +73,8 @@ pub fn run(args: PushArgs) -> Result<ExitCode> {
     let file = &args.file;
     let payload = identify(file)?;
     let progress = crate::progress::blobs();
-    let options = PushOptions {
-        tls_verify: access.tls_verify,
-        auth: access.credentials,
-        auth_files: access.auth_files,
-        cert_dirs: access.cert_dirs,
-        progress: progress.as_ref().map(|p| p as &dyn Fn(clay_registry::ProgressEvent)),
-        ..PushOptions::default()
-    };
+    let options: PushOptions<'_> =
+        PushOptions { progress: progress.as_ref().map(|p| p as &dyn Fn(clay_registry::ProgressEvent)), ..access };
 
     let push = |source: &PushSource<'_>| {
         clay_registry::push_image(source, &reference, &options)

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use clay_registry::{AuthFiles, CertDirs, Credentials};
-use clay_source::RegistryAccess;
+use clay_registry::{Access, AuthFiles, CertDirs, Credentials, RetryPolicy};
 
 #[derive(Clone, Debug, Args)]
 pub struct RegistryArgs {
@@ -30,7 +29,7 @@ pub struct RegistryArgs {
 
 impl RegistryArgs {
     /// TLS and credentials as the options say; what they leave open is looked up where podman and docker look.
-    pub fn access(&self) -> Result<RegistryAccess> {
+    pub fn access(&self) -> Result<Access<'static>> {
         let credentials = match &self.creds {
             Some(creds) => match creds.split_once(':') {
                 Some((user, password)) if !user.is_empty() => Some(Credentials::new(user, password)),
@@ -38,11 +37,13 @@ impl RegistryArgs {
             },
             None => None,
         };
-        Ok(RegistryAccess {
+        Ok(Access {
             tls_verify: self.tls_verify,
-            credentials,
+            auth: credentials,
             auth_files: self.authfile.clone().map_or_else(AuthFiles::from_env, |p| AuthFiles::new(vec![p])),
             cert_dirs: self.cert_dir.clone().map_or_else(CertDirs::from_env, CertDirs::fixed),
+            progress: None,
+            retry: RetryPolicy::default(),
         })
     }
 }

@@ -164,6 +164,15 @@ pub fn clay_run(args: &[&str], timeout_s: u64) -> (std::process::ExitStatus, Str
     (status, out.join().unwrap(), err.join().unwrap())
 }
 
+/// Polls `ready` every 10 ms until it holds; after a minute the test fails, saying `what` never happened.
+pub fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Environment that gives podman (and so the podman clay starts) a private store and this machine's sandbox
 /// settings: vfs storage under `work`, cgroupfs, chroot isolation for `RUN` steps.
 pub fn private_podman_env(work: &Path) -> Vec<(String, String)> {
