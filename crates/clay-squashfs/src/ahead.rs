@@ -23,6 +23,10 @@ use crate::{block_log, Compression, Options, SquashfsError};
 
 /// At most this many bytes of packed blocks are held; offers beyond it are dropped.
 const BUDGET: usize = 64 << 20;
+/// At most this many bytes of offered blocks wait for a thread. A producer hands over a whole decompressed chunk
+/// (clay-oci's is 1 MiB, 8 blocks) at once; a queue shorter than that drops most of a chunk, and the threads then
+/// sit idle until the next one arrives.
+const QUEUED: usize = 4 << 20;
 
 /// Where a block's bytes live: an open file (by identity) and an offset in it.
 type Key = (usize, u64);
@@ -83,7 +87,7 @@ impl Precompressor {
         let log = block_log(opts.block_size)?;
         BlockCompressor::new(opts.compression, log).map_err(SquashfsError::Compress)?;
         let threads = std::thread::available_parallelism().map_or(1, usize::from).saturating_sub(1).max(1);
-        let capacity = threads * 2;
+        let capacity = (QUEUED >> log).max(threads * 2);
         let (tx, rx) = mpsc::sync_channel(capacity);
         let rx = Arc::new(Mutex::new(rx));
         let shared = Arc::new(Shared::default());

@@ -247,3 +247,17 @@ fn offers_of_the_wrong_size_or_after_finishing_are_refused() {
     assert!(ahead.is_empty());
     assert!(!pre.offer(&file, 0, &vec![1; DEFAULT_BLOCK_SIZE as usize]));
 }
+
+/// A decompressing producer hands over a chunk of several blocks at once (clay-oci's is 1 MiB): all of it must be
+/// taken, or the threads sit idle until the next chunk while the producer's core is the only one working.
+#[test]
+fn a_chunk_of_blocks_offered_at_once_is_taken_whole() {
+    let (_, file, _) = range_tree();
+    let pre = Precompressor::new(&Options::default()).unwrap();
+    let block = usize::try_from(pre.block_size()).unwrap();
+    let data = vec![7u8; block];
+    let chunk = (1 << 20) / block;
+    let taken = (0..chunk).filter(|&i| pre.offer(&file, (i * block) as u64, &data)).count();
+    assert_eq!(taken, chunk, "only {taken} of a chunk's {chunk} blocks were taken");
+    assert_eq!(pre.finish().len(), chunk);
+}
