@@ -15,14 +15,15 @@ mod error;
 mod locate;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub use error::QemuError;
 
 use console::{marker_seen, Outcome, Session};
 
-/// How the console is left, for the CLI to tell the user before [`Vm::run_interactive`]. Ctrl-C goes to the guest.
+/// How the console is left, for the CLI to tell the user before it runs [`Vm::command`] on the terminal. Ctrl-C
+/// goes to the guest.
 pub const ESCAPE_HELP: &str = "Press Ctrl-A X to quit QEMU, Ctrl-A C for its monitor.";
 
 /// The largest EFI application [`Boot::Efi`] can present: QEMU's virtual FAT drive (vvfat) is a fixed 504 MiB disk
@@ -85,6 +86,9 @@ pub struct RunOptions {
     /// Boot with Secure Boot: OVMF's Secure Boot build (with SMM) and a copy of this variable store, which holds the
     /// enrolled keys (see [`secure_boot_vars_template`] for the empty store it must be made from).
     pub secure_boot: Option<PathBuf>,
+    /// Where the VM's temporary files (its copy of the variable store, the ESP of a UKI) are made: the system's
+    /// temporary directory when `None`. A caller that must clean up after an interrupt gives a directory it removes.
+    pub temp_dir: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -99,6 +103,7 @@ impl RunOptions {
             extra_args: Vec::new(),
             snapshot: true,
             secure_boot: None,
+            temp_dir: None,
         }
     }
 }
@@ -136,10 +141,11 @@ impl Vm {
             notice(&format!("KVM is not usable here ({reason}); using TCG software emulation, which is slower"));
         }
 
+        let parent = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
         let temp = tempfile::Builder::new()
             .prefix("clay-vm-")
-            .tempdir()
-            .map_err(|source| QemuError::TempFiles { path: std::env::temp_dir(), source })?;
+            .tempdir_in(&parent)
+            .map_err(|source| QemuError::TempFiles { path: parent, source })?;
         let temp_error = |source| QemuError::TempFiles { path: temp.path().to_owned(), source };
         // Secure Boot swaps in OVMF's Secure Boot build and the caller's store of enrolled keys.
         let ovmf = match (&opts.secure_boot, opts.firmware) {
@@ -182,11 +188,6 @@ impl Vm {
         let mut cmd = Command::new(&self.qemu);
         cmd.args(&self.args);
         cmd
-    }
-
-    /// Runs qemu with the terminal as the serial console and returns its exit status.
-    pub fn run_interactive(&self) -> Result<ExitStatus, QemuError> {
-        self.command().status().map_err(QemuError::Spawn)
     }
 
     /// Runs qemu with stdin closed until `marker` appears on the console, then kills it. Console output is echoed

@@ -3,12 +3,17 @@
 //! Each output is written to a temporary file beside its final path and renamed into place only when complete.
 //! Intermediate files with names (a pulled image, a saved archive, a key set being made) live in a [`ScratchDir`].
 //! A failed run drops both; an interrupted one (SIGINT, SIGTERM, SIGHUP) has them removed by the signal handler
-//! before the process exits, since destructors do not run then. The handler also runs the [`UndoOnInterrupt`]
-//! commands that take back what a run did elsewhere.
+//! before the process exits, since destructors do not run then. The handler first stops the child processes the
+//! run is waiting for ([`status_of`]): a signal sent to clay alone (`kill PID`, a service manager stopping it) never
+//! reaches them, and they would run on with nobody waiting. Last it runs the [`UndoOnInterrupt`] commands that take
+//! back what a run did elsewhere.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -20,7 +25,14 @@ static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// the process is interrupted; each with the number that deregisters it.
 static UNDO: Mutex<Vec<(u64, Vec<String>)>> = Mutex::new(Vec::new());
 static UNDO_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Child processes being waited for, to stop if the process is interrupted.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// Set by the signal handler as it starts: the process is ending, whatever else finishes meanwhile.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static HANDLER: Once = Once::new();
+
+/// How long an interrupted run waits for its children to end after asking them (SIGTERM), before it kills them.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Exit status for a run ended by a signal, as shells report SIGINT (128 + 2).
 const INTERRUPTED_EXIT: i32 = 130;
@@ -146,7 +158,7 @@ impl UndoOnInterrupt {
     /// `command[0]` with the rest as its arguments; its output is discarded and its failure ignored.
     pub fn register(command: Vec<String>) -> Self {
         install_handler();
-        let id = UNDO_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = UNDO_IDS.fetch_add(1, Ordering::Relaxed);
         lock(&UNDO).push((id, command));
         Self { id }
     }
@@ -155,6 +167,41 @@ impl UndoOnInterrupt {
 impl Drop for UndoOnInterrupt {
     fn drop(&mut self) {
         lock(&UNDO).retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// Runs `command` to its end, like [`Command::status`], but stopped by the signal handler if clay is interrupted
+/// meanwhile. The handler then ends the process, so a wait it cut short never returns: the caller cannot mistake
+/// the stopped child for one that failed, nor exit before the handler has cleaned up.
+pub fn status_of(command: &mut Command) -> std::io::Result<ExitStatus> {
+    install_handler();
+    let mut child = command.spawn()?;
+    let pid = child.id();
+    lock(&CHILDREN).push(pid);
+    let status = child.wait();
+    lock(&CHILDREN).retain(|p| *p != pid);
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+    status
+}
+
+/// Asks each child to end (SIGTERM), waits up to [`STOP_GRACE`] for them to be gone (their waiting thread reaps
+/// them), and kills (SIGKILL) the ones still there.
+fn stop_children(pids: &[u32]) {
+    use rustix::process::{kill_process, test_kill_process, Pid, Signal};
+    let pids: Vec<Pid> = pids.iter().filter_map(|p| i32::try_from(*p).ok().and_then(Pid::from_raw)).collect();
+    for pid in &pids {
+        let _ = kill_process(*pid, Signal::TERM);
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    while pids.iter().any(|p| test_kill_process(*p).is_ok()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in &pids {
+        let _ = kill_process(*pid, Signal::KILL);
     }
 }
 
@@ -176,6 +223,9 @@ fn install_handler() {
     HANDLER.call_once(|| {
         // If another handler is already installed there is nothing better to do than keep it.
         let _ = ctrlc::set_handler(|| {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            let children: Vec<u32> = lock(&CHILDREN).clone();
+            stop_children(&children);
             for path in lock(&PENDING).drain(..) {
                 let _ = std::fs::remove_file(path);
             }
@@ -187,7 +237,7 @@ fn install_handler() {
             }
             for (_, command) in lock(&UNDO).drain(..) {
                 if let Some((program, args)) = command.split_first() {
-                    let _ = std::process::Command::new(program)
+                    let _ = Command::new(program)
                         .args(args)
                         .stdin(std::process::Stdio::null())
                         .stdout(std::process::Stdio::null())

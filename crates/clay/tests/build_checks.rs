@@ -368,8 +368,8 @@ fn an_interrupted_containerfile_build_leaves_nothing_in_the_engines_store() {
     std::fs::write(
         bin.join("podman"),
         format!(
-            "#!/bin/sh\necho \"$*\" >> {w}/log\ncase \"$1\" in save) touch {w}/saving; while [ ! -e {w}/stop ]; do \
-             sleep 0.1; done ;; esac\nexit 0\n",
+            "#!/bin/sh\necho \"$*\" >> {w}/log\ncase \"$1\" in save) echo $$ > {w}/saving.tmp; mv {w}/saving.tmp \
+             {w}/saving; while [ ! -e {w}/stop ]; do sleep 0.1; done ;; esac\nexit 0\n",
             w = w.display()
         ),
     )
@@ -387,10 +387,14 @@ fn an_interrupted_containerfile_build_leaves_nothing_in_the_engines_store() {
         .spawn()
         .unwrap();
     wait_until("the image was never saved", || w.join("saving").exists());
+    let save: u32 = std::fs::read_to_string(w.join("saving")).unwrap().trim().parse().unwrap();
+    // Only clay gets the signal, as from `kill` or a service manager: it must stop the engine itself.
     sh(&format!("kill -INT {}", child.id()));
-    // The stand-in's save still holds clay's stderr: stop it once clay is gone, then read what clay said.
     let status = child.wait().unwrap();
+    let stopped = ends_soon(save);
+    // A save left running would hold clay's stderr: end it either way, then read what clay said.
     std::fs::write(w.join("stop"), "").unwrap();
+    assert!(stopped, "clay left the engine's save running after it was interrupted");
     let mut said = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
     assert_eq!(status.code(), Some(130), "{said}");

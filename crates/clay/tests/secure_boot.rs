@@ -120,6 +120,55 @@ fn interrupted_key_generation_leaves_no_half_key_set() {
 }
 
 #[test]
+fn an_interrupted_run_stops_qemu_and_leaves_nothing_behind() {
+    // A stand-in qemu that says its process ID and waits; clay makes the Secure Boot variable store and the ESP for
+    // it as for the real one.
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let keys = generate_keys(w);
+    let (bin, tmp) = (w.join("bin"), w.join("tmp"));
+    for dir in [&bin, &tmp] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(
+        bin.join("qemu-system-x86_64"),
+        format!("#!/bin/sh\necho $$ > {w}/qemu.tmp\nmv {w}/qemu.tmp {w}/qemu\nexec sleep 600\n", w = w.display()),
+    )
+    .unwrap();
+    sh(&format!("chmod 755 {}/qemu-system-x86_64", bin.display()));
+    std::fs::write(w.join("os.efi"), b"MZ not booted").unwrap();
+    let mut child = clay()
+        .args(["run", "--accel", "tcg", "--secure-boot", "--keys"])
+        .arg(&keys)
+        .arg(w.join("os.efi"))
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the stand-in qemu never started", || w.join("qemu").exists());
+    let qemu: u32 = std::fs::read_to_string(w.join("qemu")).unwrap().trim().parse().unwrap();
+    // While it runs, the store and the ESP are in clay's one directory.
+    let held = sh(&format!("cd {} && find . -mindepth 1 | sort", tmp.display()));
+    assert!(held.contains("/secure-boot-vars.fd") && held.contains("/EFI/BOOT/BOOTX64.EFI"), "{held}");
+    // Only clay gets the signal, as when a service manager or `kill` stops it.
+    sh(&format!("kill -TERM {}", child.id()));
+    let status = child.wait().unwrap();
+    let stopped = ends_soon(qemu);
+    if !stopped {
+        let _ = std::process::Command::new("kill").args(["-KILL", &qemu.to_string()]).status();
+    }
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(stopped, "clay left qemu running after it was stopped: {said}");
+    assert_eq!(status.code(), Some(130), "{said}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "a stopped `clay run` left {left:?} in TMPDIR");
+}
+
+#[test]
 fn signed_images_pass_sbverify_alone_and_inside_a_disk_and_an_iso() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("rootfs");

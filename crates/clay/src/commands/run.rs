@@ -7,6 +7,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use clay_qemu::{Accel, Boot, DiskFormat, Firmware, RunOptions, Vm};
 
+use crate::output::{status_of, ScratchDir};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AccelArg {
     /// KVM when it works here, else TCG (tried, not guessed).
@@ -76,17 +78,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
     opts.extra_args = args.qemu_args.clone();
     opts.snapshot = !args.persist;
-    // The store lives as long as the VM: QEMU works on its own copy of it.
-    let _store = if args.secure_boot {
-        let store = secure_boot_store(&args)?;
-        opts.secure_boot = Some(store.path().to_owned());
-        Some(store)
-    } else {
-        None
-    };
+    // The VM's files (its variable store, the ESP of a UKI) live in here, which goes when clay ends, however it
+    // ends: QEMU is stopped first when clay is interrupted.
+    let scratch = ScratchDir::create("clay-run-")?;
+    opts.temp_dir = Some(scratch.path().to_owned());
+    if args.secure_boot {
+        opts.secure_boot = Some(secure_boot_store(&args, scratch.path())?);
+    }
     let vm = Vm::prepare(&opts, &mut |notice| eprintln!("clay: {notice}"))?;
     eprintln!("clay: booting {}; {}", args.image.display(), clay_qemu::ESCAPE_HELP);
-    let status = vm.run_interactive()?;
+    let status = status_of(&mut vm.command()).map_err(clay_qemu::QemuError::Spawn)?;
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {
@@ -94,8 +95,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     })
 }
 
-/// A variable store for OVMF's Secure Boot build with PK, KEK and db enrolled and Secure Boot turned on.
-fn secure_boot_store(args: &RunArgs) -> Result<tempfile::NamedTempFile> {
+/// A variable store for OVMF's Secure Boot build with PK, KEK and db enrolled and Secure Boot turned on, written
+/// into `dir`; its path.
+fn secure_boot_store(args: &RunArgs, dir: &Path) -> Result<PathBuf> {
     use clay_authenticode::{generate_self_signed, Certificate};
     use clay_efivars::{EfiTime, Guid, SecureBootKeys, VarStore};
     use std::time::{Duration, SystemTime};
@@ -144,9 +146,9 @@ fn secure_boot_store(args: &RunArgs) -> Result<tempfile::NamedTempFile> {
     let keys = SecureBootKeys::from_certificates(owner, &pk, &kek, &db)?;
     let seconds = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     store.enroll_secure_boot(&keys, EfiTime::from_unix_seconds(seconds)?)?;
-    let mut file = tempfile::Builder::new().prefix("clay-secure-boot-").suffix(".fd").tempfile()?;
-    std::io::Write::write_all(&mut file, &store.to_bytes()?).context("cannot write the variable store")?;
-    Ok(file)
+    let path = dir.join("secure-boot-vars.fd");
+    std::fs::write(&path, store.to_bytes()?).context("cannot write the variable store")?;
+    Ok(path)
 }
 
 /// How to boot an image, from its extension.

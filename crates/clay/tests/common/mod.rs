@@ -173,6 +173,26 @@ pub fn wait_until(what: &str, ready: impl Fn() -> bool) {
     }
 }
 
+/// Whether process `pid` has ended: it is gone, or a zombie nobody has reaped yet.
+pub fn process_ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+/// Whether process `pid` ends within two seconds.
+pub fn ends_soon(pid: u32) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !process_ended(pid) {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
+}
+
 /// Environment that gives podman (and so the podman clay starts) a private store and this machine's sandbox
 /// settings: vfs storage under `work`, cgroupfs, chroot isolation for `RUN` steps.
 pub fn private_podman_env(work: &Path) -> Vec<(String, String)> {

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clay_source::SourceSpec;
 
 use super::status;
-use crate::output::{ScratchDir, UndoOnInterrupt};
+use crate::output::{status_of, ScratchDir, UndoOnInterrupt};
 
 /// Engines in the order they are tried; `CLAY_CONTAINER_ENGINE` picks one by name.
 const ENGINES: [Engine; 3] = [Engine::Podman, Engine::Buildah, Engine::Docker];
@@ -96,11 +96,7 @@ fn choose_engine() -> Result<Engine> {
 
 fn run(engine: Engine, args: &[String], what: &str) -> Result<()> {
     // The engine's own output is the build log the user wants to see; it goes to stderr so stdout stays clean.
-    let status = Command::new(engine.program())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::io::stderr())
-        .status()
+    let status = status_of(Command::new(engine.program()).args(args).stdin(Stdio::null()).stdout(std::io::stderr()))
         .with_context(|| format!("cannot run {}", engine.program()))?;
     if !status.success() {
         bail!("{} {what} failed ({status}); its messages are above", engine.program());
