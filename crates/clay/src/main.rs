@@ -50,6 +50,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::sign::verify(args),
         Command::Push(args) => commands::push::run(args),
     };
+    // A child stopped by the signal handler fails, or is ignored; either way the handler ends the run, not this.
+    output::park_if_interrupted();
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -3,10 +3,12 @@
 //! Each output is written to a temporary file beside its final path and renamed into place only when complete.
 //! Intermediate files with names (a pulled image, a saved archive, a key set being made) live in a [`ScratchDir`].
 //! A failed run drops both; an interrupted one (SIGINT, SIGTERM, SIGHUP) has them removed by the signal handler
-//! before the process exits, since destructors do not run then. The handler first stops the child processes the
-//! run is waiting for ([`status_of`]): a signal sent to clay alone (`kill PID`, a service manager stopping it) never
-//! reaches them, and they would run on with nobody waiting. Last it runs the [`UndoOnInterrupt`] commands that take
-//! back what a run did elsewhere.
+//! before the process exits, since destructors do not run then. The handler first stops every child process (the
+//! container engine, QEMU, its KVM probe, a credential helper): a signal sent to clay alone (`kill PID`, a service
+//! manager stopping it) never reaches them, and they would run on with nobody waiting. Last it runs the
+//! [`UndoOnInterrupt`] commands that take back what a run did elsewhere. From the moment it starts, the process is
+//! its to end: a thread that sees a child fail because the handler stopped it waits for the end instead of
+//! reporting the failure ([`park_if_interrupted`]).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -25,8 +27,6 @@ static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// the process is interrupted; each with the number that deregisters it.
 static UNDO: Mutex<Vec<(u64, Vec<String>)>> = Mutex::new(Vec::new());
 static UNDO_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-/// Child processes being waited for, to stop if the process is interrupted.
-static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 /// Set by the signal handler as it starts: the process is ending, whatever else finishes meanwhile.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static HANDLER: Once = Once::new();
@@ -78,6 +78,7 @@ impl PendingOutput {
     /// clay exits successfully, and an interrupted run leaves none; durability across power loss is the
     /// filesystem's (and `sync`'s) business, and fsyncing hundreds of megabytes would dominate the build.
     pub fn commit(mut self) -> Result<PathBuf> {
+        park_if_interrupted();
         let temp = self.temp.take().context("the output was already committed")?;
         let temp_path = temp.path().to_owned();
         let result = (|| {
@@ -170,39 +171,68 @@ impl Drop for UndoOnInterrupt {
     }
 }
 
-/// Runs `command` to its end, like [`Command::status`], but stopped by the signal handler if clay is interrupted
-/// meanwhile. The handler then ends the process, so a wait it cut short never returns: the caller cannot mistake
-/// the stopped child for one that failed, nor exit before the handler has cleaned up.
+/// Runs `command` to its end, like [`Command::status`]. If clay is interrupted meanwhile, the signal handler stops
+/// the child and ends the process, and this never returns: the caller cannot mistake the stopped child for one
+/// that failed.
 pub fn status_of(command: &mut Command) -> std::io::Result<ExitStatus> {
     install_handler();
-    let mut child = command.spawn()?;
-    let pid = child.id();
-    lock(&CHILDREN).push(pid);
-    let status = child.wait();
-    lock(&CHILDREN).retain(|p| *p != pid);
+    park_if_interrupted();
+    let status = command.status();
+    park_if_interrupted();
+    status
+}
+
+/// Blocks for good if the signal handler is ending the process: whatever this thread was about to do (report a
+/// child's failure, commit an output, exit) is no longer wanted.
+pub fn park_if_interrupted() {
     if INTERRUPTED.load(Ordering::SeqCst) {
         loop {
             std::thread::park();
         }
     }
-    status
 }
 
-/// Asks each child to end (SIGTERM), waits up to [`STOP_GRACE`] for them to be gone (their waiting thread reaps
-/// them), and kills (SIGKILL) the ones still there.
-fn stop_children(pids: &[u32]) {
-    use rustix::process::{kill_process, test_kill_process, Pid, Signal};
-    let pids: Vec<Pid> = pids.iter().filter_map(|p| i32::try_from(*p).ok().and_then(Pid::from_raw)).collect();
+/// Asks every child of this process to end (SIGTERM), waits up to [`STOP_GRACE`] for them to be gone (the threads
+/// waiting for them reap them), and kills (SIGKILL) the ones still there.
+fn stop_children() {
+    use rustix::process::{kill_process, Pid, Signal};
+    let children: Vec<u32> = children_of(std::process::id());
+    let pids: Vec<Pid> = children.iter().filter_map(|p| i32::try_from(*p).ok().and_then(Pid::from_raw)).collect();
     for pid in &pids {
         let _ = kill_process(*pid, Signal::TERM);
     }
     let deadline = Instant::now() + STOP_GRACE;
-    while pids.iter().any(|p| test_kill_process(*p).is_ok()) && Instant::now() < deadline {
+    while children.iter().any(|p| running(*p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    for pid in &pids {
-        let _ = kill_process(*pid, Signal::KILL);
+    for (pid, raw) in pids.iter().zip(&children) {
+        if running(*raw) {
+            let _ = kill_process(*pid, Signal::KILL);
+        }
     }
+}
+
+/// The running (not yet ended) processes whose parent is `parent`, from `/proc`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| proc_stat(*pid).is_some_and(|(state, ppid)| ppid == parent && state != 'Z'))
+        .collect()
+}
+
+/// Whether `pid` exists and has not ended (a zombie has ended; its waiter has yet to reap it).
+fn running(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|(state, _)| state != 'Z')
+}
+
+/// A process's state letter and parent, from `/proc/PID/stat` (proc(5): `pid (comm) state ppid ...`; the command
+/// name may hold spaces and parentheses, so the fields are read after its last `)`).
+fn proc_stat(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.next()?.parse().ok()?))
 }
 
 fn set_mode(file: &File, mode: u32) -> Result<()> {
@@ -224,8 +254,7 @@ fn install_handler() {
         // If another handler is already installed there is nothing better to do than keep it.
         let _ = ctrlc::set_handler(|| {
             INTERRUPTED.store(true, Ordering::SeqCst);
-            let children: Vec<u32> = lock(&CHILDREN).clone();
-            stop_children(&children);
+            stop_children();
             for path in lock(&PENDING).drain(..) {
                 let _ = std::fs::remove_file(path);
             }

@@ -408,6 +408,44 @@ fn an_interrupted_containerfile_build_leaves_nothing_in_the_engines_store() {
 }
 
 #[test]
+fn a_credential_helper_still_running_is_stopped_with_clay() {
+    // A credential helper that never answers: clay waits for it when it opens the registry session.
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let bin = w.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("docker-credential-claystall"),
+        format!("#!/bin/sh\necho $$ > {w}/helper.tmp\nmv {w}/helper.tmp {w}/helper\nexec sleep 600\n", w = w.display()),
+    )
+    .unwrap();
+    sh(&format!("chmod 755 {}/docker-credential-claystall", bin.display()));
+    std::fs::write(w.join("auth.json"), r#"{"credHelpers": {"127.0.0.1:9": "claystall"}}"#).unwrap();
+    let mut child = clay()
+        .args(["build", "docker://127.0.0.1:9/clay/never:1", "--tls-verify=false", "-o"])
+        .arg(w.join("out/os.efi"))
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+        .env("REGISTRY_AUTH_FILE", w.join("auth.json"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the credential helper was never asked", || w.join("helper").exists());
+    let helper: u32 = std::fs::read_to_string(w.join("helper")).unwrap().trim().parse().unwrap();
+    sh(&format!("kill -TERM {}", child.id()));
+    let status = child.wait().unwrap();
+    let stopped = ends_soon(helper);
+    if !stopped {
+        let _ = Command::new("kill").args(["-KILL", &helper.to_string()]).status();
+    }
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(stopped, "clay left its credential helper running: {said}");
+    // The helper's end is not reported as its failure: the interrupt is what ended the run.
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(said.contains("interrupted") && !said.contains("error"), "{said}");
+}
+
+#[test]
 fn an_interrupted_build_leaves_nothing() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("rootfs");
