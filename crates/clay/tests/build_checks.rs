@@ -357,44 +357,34 @@ fn an_interrupted_pull_leaves_nothing_in_the_temporary_directory() {
 
 #[test]
 fn an_interrupted_containerfile_build_leaves_nothing_in_the_engines_store() {
-    // A stand-in podman that logs what it is asked, builds at once and saves until told to stop.
+    // A stand-in podman that logs what it is asked, builds at once and saves until it is stopped.
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let (bin, tmp, ctx) = (w.join("bin"), w.join("tmp"), w.join("ctx"));
-    for dir in [&bin, &tmp, &ctx] {
+    let (tmp, ctx) = (w.join("tmp"), w.join("ctx"));
+    for dir in [&tmp, &ctx] {
         std::fs::create_dir_all(dir).unwrap();
     }
     std::fs::write(ctx.join("Containerfile"), "FROM scratch\n").unwrap();
-    std::fs::write(
-        bin.join("podman"),
-        format!(
-            "#!/bin/sh\necho \"$*\" >> {w}/log\ncase \"$1\" in save) echo $$ > {w}/saving.tmp; mv {w}/saving.tmp \
-             {w}/saving; while [ ! -e {w}/stop ]; do sleep 0.1; done ;; esac\nexit 0\n",
-            w = w.display()
-        ),
-    )
-    .unwrap();
-    sh(&format!("chmod 755 {}/podman", bin.display()));
+    let saving = write_pid(&w.join("saving"));
+    let podman = format!("echo \"$*\" >> {}/log\ncase \"$1\" in save)\n{saving}exec sleep 600 ;; esac\n", w.display());
+    let path = stand_in(&w.join("bin"), "podman", &podman);
     let mut child = clay()
         .args(["build", "--containerfile"])
         .arg(ctx.join("Containerfile"))
         .arg("-o")
         .arg(w.join("out/os.efi"))
         .env("CLAY_CONTAINER_ENGINE", "podman")
-        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+        .env("PATH", path)
         .env("TMPDIR", &tmp)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("the image was never saved", || w.join("saving").exists());
-    let save: u32 = std::fs::read_to_string(w.join("saving")).unwrap().trim().parse().unwrap();
-    // Only clay gets the signal, as from `kill` or a service manager: it must stop the engine itself.
+    let save = pid_from(&w.join("saving"), "the image's save");
+    // Only clay gets the signal, as from `kill` or a service manager: it must stop the engine itself. A save left
+    // running would hold clay's stderr, so it is ended either way before reading what clay said.
     sh(&format!("kill -INT {}", child.id()));
     let status = child.wait().unwrap();
-    let stopped = ends_soon(save);
-    // A save left running would hold clay's stderr: end it either way, then read what clay said.
-    std::fs::write(w.join("stop"), "").unwrap();
-    assert!(stopped, "clay left the engine's save running after it was interrupted");
+    assert!(ends_soon(save), "clay left the engine's save running after it was interrupted");
     let mut said = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
     assert_eq!(status.code(), Some(130), "{said}");
@@ -412,31 +402,24 @@ fn a_credential_helper_still_running_is_stopped_with_clay() {
     // A credential helper that never answers: clay waits for it when it opens the registry session.
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let bin = w.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::write(
-        bin.join("docker-credential-claystall"),
-        format!("#!/bin/sh\necho $$ > {w}/helper.tmp\nmv {w}/helper.tmp {w}/helper\nexec sleep 600\n", w = w.display()),
-    )
-    .unwrap();
-    sh(&format!("chmod 755 {}/docker-credential-claystall", bin.display()));
+    let path = stand_in(
+        &w.join("bin"),
+        "docker-credential-claystall",
+        &format!("{}exec sleep 600\n", write_pid(&w.join("helper"))),
+    );
     std::fs::write(w.join("auth.json"), r#"{"credHelpers": {"127.0.0.1:9": "claystall"}}"#).unwrap();
     let mut child = clay()
         .args(["build", "docker://127.0.0.1:9/clay/never:1", "--tls-verify=false", "-o"])
         .arg(w.join("out/os.efi"))
-        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+        .env("PATH", path)
         .env("REGISTRY_AUTH_FILE", w.join("auth.json"))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("the credential helper was never asked", || w.join("helper").exists());
-    let helper: u32 = std::fs::read_to_string(w.join("helper")).unwrap().trim().parse().unwrap();
+    let helper = pid_from(&w.join("helper"), "the credential helper");
     sh(&format!("kill -TERM {}", child.id()));
     let status = child.wait().unwrap();
     let stopped = ends_soon(helper);
-    if !stopped {
-        let _ = Command::new("kill").args(["-KILL", &helper.to_string()]).status();
-    }
     let mut said = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
     assert!(stopped, "clay left its credential helper running: {said}");

@@ -126,30 +126,23 @@ fn an_interrupted_run_stops_qemu_and_leaves_nothing_behind() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let keys = generate_keys(w);
-    let (bin, tmp) = (w.join("bin"), w.join("tmp"));
-    for dir in [&bin, &tmp] {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    std::fs::write(
-        bin.join("qemu-system-x86_64"),
-        format!("#!/bin/sh\necho $$ > {w}/qemu.tmp\nmv {w}/qemu.tmp {w}/qemu\nexec sleep 600\n", w = w.display()),
-    )
-    .unwrap();
-    sh(&format!("chmod 755 {}/qemu-system-x86_64", bin.display()));
+    let tmp = w.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let path =
+        stand_in(&w.join("bin"), "qemu-system-x86_64", &format!("{}exec sleep 600\n", write_pid(&w.join("qemu"))));
     std::fs::write(w.join("os.efi"), b"MZ not booted").unwrap();
     let mut child = clay()
         .args(["run", "--accel", "tcg", "--secure-boot", "--keys"])
         .arg(&keys)
         .arg(w.join("os.efi"))
-        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+        .env("PATH", path)
         .env("TMPDIR", &tmp)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("the stand-in qemu never started", || w.join("qemu").exists());
-    let qemu: u32 = std::fs::read_to_string(w.join("qemu")).unwrap().trim().parse().unwrap();
+    let qemu = pid_from(&w.join("qemu"), "the stand-in qemu");
     // While it runs, the store and the ESP are in clay's one directory.
     let held = sh(&format!("cd {} && find . -mindepth 1 | sort", tmp.display()));
     assert!(held.contains("/secure-boot-vars.fd") && held.contains("/EFI/BOOT/BOOTX64.EFI"), "{held}");
@@ -157,9 +150,6 @@ fn an_interrupted_run_stops_qemu_and_leaves_nothing_behind() {
     sh(&format!("kill -TERM {}", child.id()));
     let status = child.wait().unwrap();
     let stopped = ends_soon(qemu);
-    if !stopped {
-        let _ = std::process::Command::new("kill").args(["-KILL", &qemu.to_string()]).status();
-    }
     let mut said = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
     assert!(stopped, "clay left qemu running after it was stopped: {said}");

@@ -181,16 +181,38 @@ pub fn process_ended(pid: u32) -> bool {
     }
 }
 
-/// Whether process `pid` ends within two seconds.
+/// Whether process `pid` ends within two seconds. One that does not is killed, so a failing test leaves nothing
+/// running.
 pub fn ends_soon(pid: u32) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     while !process_ended(pid) {
         if std::time::Instant::now() > deadline {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
             return false;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     true
+}
+
+/// Shell lines with which a stand-in program writes its process ID to `file`, whole or not at all.
+pub fn write_pid(file: &Path) -> String {
+    format!("echo $$ > {0}.tmp\nmv {0}.tmp {0}\n", file.display())
+}
+
+/// The process ID a stand-in wrote with [`write_pid`], once it has; `what` names the program for the failure.
+pub fn pid_from(file: &Path, what: &str) -> u32 {
+    wait_until(&format!("{what} never started"), || file.exists());
+    std::fs::read_to_string(file).unwrap().trim().parse().unwrap()
+}
+
+/// Writes the shell script `body` as the program `dir/name`, and returns `PATH` with `dir` first.
+pub fn stand_in(dir: &Path, name: &str, body: &str) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let program = dir.join(name);
+    std::fs::write(&program, format!("#!/bin/sh\n{body}")).unwrap();
+    sh(&format!("chmod 755 {}", program.display()));
+    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap())
 }
 
 /// Environment that gives podman (and so the podman clay starts) a private store and this machine's sandbox
