@@ -41,6 +41,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // From the start, so that an interrupt at any point stops the programs clay started (a credential helper, the
+    // KVM probe) and removes what it made.
+    output::install_handler();
     let result = match cli.command {
         Command::Build(args) => commands::build::run(args),
         Command::Run(args) => commands::run::run(args),

@@ -249,7 +249,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn install_handler() {
+/// Installs the signal handler (once; every type here does it too, so library-like callers need not).
+pub fn install_handler() {
     HANDLER.call_once(|| {
         // If another handler is already installed there is nothing better to do than keep it.
         let _ = ctrlc::set_handler(|| {
