@@ -104,6 +104,30 @@ impl<W: Write> Writer<W> {
         DataWriter { w: self }
     }
 
+    /// The inner writer, to ask what it can take (see [`data_by_reference`](Self::data_by_reference)).
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    /// Counts `len` bytes of the current entry's data as written, without writing them, and returns the inner
+    /// writer: for an output that takes the data by reference (an archive assembled from pieces of files, as
+    /// clay-initramfs makes one), which must then place exactly those `len` bytes there.
+    pub fn data_by_reference(&mut self, len: u64) -> Result<&mut W, CpioError> {
+        let Some(open) = self.open.as_mut() else {
+            return Err(CpioError::Io(io::Error::other("cpio data placed outside an entry")));
+        };
+        if open.written + len > open.promised {
+            return Err(CpioError::SizeMismatch {
+                name: open.name.clone(),
+                promised: open.promised,
+                written: open.written + len,
+            });
+        }
+        open.written += len;
+        self.offset += len;
+        Ok(&mut self.out)
+    }
+
     /// Writes the trailer entry and returns the inner writer.
     pub fn finish(mut self) -> Result<W, CpioError> {
         self.entry(&Header {

@@ -5,11 +5,18 @@
 //! and its early microcode loader only looks at an uncompressed archive at the very start
 //! (Documentation/arch/x86/microcode.rst). Entries are sorted bytewise by path, inode numbers are renumbered in
 //! that order and times are clamped to `SOURCE_DATE_EPOCH`, so equal inputs give equal bytes.
+//!
+//! An uncompressed initramfs written with [`write_to_file`] is not copied whole: the data of its large files (the
+//! squashfs image of a compressed root, ~100 MiB) stays where it already is, and the initramfs is handed out as the
+//! pieces written around it with that data in between ([`Content::Concat`]). Whoever writes the UKI then copies it
+//! once, instead of once into the initramfs and again into the UKI.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::sync::Arc;
 
-use clay_compress::Compression;
+use clay_compress::{Compression, Encoder};
 use clay_cpio::{CpioError, Header, NEWC_MAGIC};
 use clay_manifest::XattrRecord;
 use clay_tree::{lossy, Content, ContentError, Inode, InodeId, Kind, Metadata, Tree};
@@ -69,6 +76,9 @@ pub enum InitramfsError {
     Io(#[from] io::Error),
 }
 
+/// The smallest file whose data an uncompressed archive from [`write_to_file`] takes by reference.
+const BY_REFERENCE_MIN: u64 = 1 << 20;
+
 /// Writes the initramfs for `tree` to `out`: the `microcode` archives verbatim, then the compressed root.
 pub fn write<W: Write + Send>(
     tree: &Tree,
@@ -78,6 +88,50 @@ pub fn write<W: Write + Send>(
 ) -> Result<Stats, InitramfsError> {
     let mut out = Counting { inner: out, count: 0 };
     let mut stats = Stats::default();
+    write_microcode(microcode, &mut out)?;
+    stats.microcode_bytes = out.count;
+    let prepared = prepare(tree, opts, &mut stats)?;
+    let encoder = clay_compress::encoder(opts.compression, &mut out, opts.threads)?;
+    let mut cpio = clay_cpio::Writer::new(encoder);
+    write_archive(&prepared, opts, &mut cpio, &mut stats)?;
+    stats.archive_bytes = cpio.offset();
+    cpio.finish()?.finish()?;
+    stats.total_bytes = out.count;
+    Ok(stats)
+}
+
+/// Writes the initramfs for `tree` into `file` (from its start) and returns it as content, with the same bytes
+/// [`write`] gives. Compressed, that is `file`'s range. Uncompressed, the data of files of 1 MiB and more stays in
+/// the files it is in already, and `file` holds only what goes around it (see the crate documentation).
+pub fn write_to_file(
+    tree: &Tree,
+    microcode: &[(String, Content)],
+    opts: &Options,
+    file: File,
+) -> Result<(Content, Stats), InitramfsError> {
+    let file = Arc::new(file);
+    if opts.compression != Compression::None {
+        let mut out = BufWriter::with_capacity(1 << 20, SharedFile(Arc::clone(&file)));
+        let stats = write(tree, microcode, opts, &mut out)?;
+        out.flush()?;
+        return Ok((Content::Range { file, offset: 0, len: stats.total_bytes }, stats));
+    }
+    let mut out = Pieces::new(file);
+    let mut stats = Stats::default();
+    write_microcode(microcode, &mut out)?;
+    stats.microcode_bytes = out.written;
+    let prepared = prepare(tree, opts, &mut stats)?;
+    let mut cpio = clay_cpio::Writer::new(&mut out);
+    write_archive(&prepared, opts, &mut cpio, &mut stats)?;
+    stats.archive_bytes = cpio.offset();
+    cpio.finish()?;
+    let content = out.finish()?;
+    stats.total_bytes = content.len();
+    Ok((content, stats))
+}
+
+/// The `microcode` archives verbatim, each padded to four bytes.
+fn write_microcode(microcode: &[(String, Content)], out: &mut dyn Write) -> Result<(), InitramfsError> {
     for (name, content) in microcode {
         let bytes = content.read_all(name)?;
         if !(bytes.starts_with(NEWC_MAGIC) || bytes.starts_with(CRC_MAGIC)) {
@@ -88,16 +142,99 @@ pub fn write<W: Write + Send>(
         let pad = (4 - bytes.len() % 4) % 4;
         out.write_all(&[0u8; 3][..pad])?;
     }
-    stats.microcode_bytes = out.count;
+    Ok(())
+}
 
-    let prepared = prepare(tree, opts, &mut stats)?;
-    let encoder = clay_compress::encoder(opts.compression, &mut out, opts.threads)?;
-    let mut cpio = clay_cpio::Writer::new(encoder);
-    write_archive(&prepared, opts, &mut cpio, &mut stats)?;
-    stats.archive_bytes = cpio.offset();
-    cpio.finish()?.finish()?;
-    stats.total_bytes = out.count;
-    Ok(stats)
+/// Where an archive goes: bytes, and for an uncompressed one from [`write_to_file`], file data by reference.
+trait Sink: Write {
+    /// Whether `content` is taken by reference instead of written.
+    fn by_reference(&self, _content: &Content) -> bool {
+        false
+    }
+
+    /// Takes `content` by reference, in place of its bytes.
+    fn take(&mut self, _content: &Content) {}
+}
+
+impl Sink for Box<dyn Encoder + '_> {}
+
+impl<S: Sink + ?Sized> Sink for &mut S {
+    fn by_reference(&self, content: &Content) -> bool {
+        (**self).by_reference(content)
+    }
+
+    fn take(&mut self, content: &Content) {
+        (**self).take(content);
+    }
+}
+
+/// An uncompressed initramfs being assembled: written bytes go to a file, large file data is kept by reference.
+struct Pieces {
+    out: BufWriter<SharedFile>,
+    file: Arc<File>,
+    /// Bytes written to `file`.
+    written: u64,
+    /// Where the written bytes not yet in `parts` start.
+    run_start: u64,
+    parts: Vec<Content>,
+}
+
+impl Pieces {
+    fn new(file: Arc<File>) -> Self {
+        let out = BufWriter::with_capacity(1 << 20, SharedFile(Arc::clone(&file)));
+        Pieces { out, file, written: 0, run_start: 0, parts: Vec::new() }
+    }
+
+    /// Ends the written run so far as one part.
+    fn close_run(&mut self) {
+        if self.written > self.run_start {
+            let (offset, len) = (self.run_start, self.written - self.run_start);
+            self.parts.push(Content::Range { file: Arc::clone(&self.file), offset, len });
+            self.run_start = self.written;
+        }
+    }
+
+    fn finish(mut self) -> io::Result<Content> {
+        self.out.flush()?;
+        self.close_run();
+        Ok(Content::concat(self.parts))
+    }
+}
+
+impl Write for Pieces {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Sink for Pieces {
+    fn by_reference(&self, content: &Content) -> bool {
+        matches!(content, Content::Range { .. } | Content::Host { .. }) && content.len() >= BY_REFERENCE_MIN
+    }
+
+    fn take(&mut self, content: &Content) {
+        self.close_run();
+        self.parts.push(content.clone());
+    }
+}
+
+/// A shared open file, written at its position.
+struct SharedFile(Arc<File>);
+
+impl Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
 }
 
 /// A copy of the tree as it will boot: `/boot` emptied, `/init`, `/dev/console` and the xattr manifest added.
@@ -155,7 +292,7 @@ fn xattr_records(tree: &Tree) -> Vec<XattrRecord> {
     records
 }
 
-fn write_archive<W: Write>(
+fn write_archive<W: Sink>(
     tree: &Tree,
     opts: &Options,
     cpio: &mut clay_cpio::Writer<W>,
@@ -198,7 +335,11 @@ fn write_archive<W: Write>(
         })?;
         match &inode.kind {
             Kind::File(c) if size > 0 => {
-                c.copy_to(&display, &mut cpio.data())?;
+                if cpio.get_ref().by_reference(c) {
+                    cpio.data_by_reference(size)?.take(c);
+                } else {
+                    c.copy_to(&display, &mut cpio.data())?;
+                }
             }
             Kind::Symlink(target) => cpio.data().write_all(target)?,
             _ => {}

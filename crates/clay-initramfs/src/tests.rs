@@ -161,3 +161,52 @@ fn files_of_4_gib_are_refused_by_name() {
         "`var/big.img` is 4294967296 bytes; cpio newc records sizes in 32 bits, so files must be under 4 GiB"
     );
 }
+
+/// A tree with large files in an open file and on the host, hard-linked too, beside the sample's small ones.
+fn tree_with_large_files(dir: &std::path::Path) -> Tree {
+    let d = meta(0o755, 1_000);
+    let mut t = sample_tree();
+    let mut spill = tempfile::tempfile().unwrap();
+    let big: Vec<u8> = (0..3_000_001u32).map(|i| (i % 251) as u8).collect();
+    std::io::Write::write_all(&mut spill, &[b"x".as_slice(), &big].concat()).unwrap();
+    let range = Content::Range { file: Arc::new(spill), offset: 1, len: big.len() as u64 };
+    t.insert(b"root.squashfs", Inode { meta: meta(0o600, 5), kind: Kind::File(range) }, &d).unwrap();
+    let host = dir.join("host");
+    std::fs::write(&host, &big[..1 << 20]).unwrap();
+    let host = Content::Host { path: host, len: 1 << 20 };
+    t.insert(b"lib/big.ko", Inode { meta: meta(0o644, 5), kind: Kind::File(host) }, &d).unwrap();
+    t.link(b"lib/big-link.ko", b"lib/big.ko", &d).unwrap();
+    t
+}
+
+#[test]
+fn uncompressed_initramfs_in_a_file_leaves_large_files_where_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = tree_with_large_files(dir.path());
+    let microcode = [("GenuineIntel.bin".to_owned(), Content::from_bytes(b"070701microcode".to_vec()))];
+    let opts = options(Compression::None);
+    let (expected, expected_stats) = build(&tree, &microcode, &opts);
+
+    let file = tempfile::tempfile().unwrap();
+    let written = file.try_clone().unwrap();
+    let (content, stats) = write_to_file(&tree, &microcode, &opts, file).unwrap();
+    assert_eq!(stats, expected_stats);
+    assert!(content.read_all("initramfs").unwrap() == expected, "the pieces differ from the archive");
+    assert!(matches!(content, Content::Concat(_)), "{content:?}");
+    // Only what goes around the two large files was written out.
+    let size = written.metadata().unwrap().len();
+    assert!(size < 64 * 1024, "{size} bytes written: the large files were copied");
+    assert_eq!(size + 3_000_001 + (1 << 20), expected.len() as u64);
+}
+
+#[test]
+fn compressed_initramfs_in_a_file_is_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = tree_with_large_files(dir.path());
+    let opts = options(Compression::Zstd { level: 3 });
+    let (expected, _) = build(&tree, &[], &opts);
+    let (content, stats) = write_to_file(&tree, &[], &opts, tempfile::tempfile().unwrap()).unwrap();
+    assert!(matches!(content, Content::Range { offset: 0, .. }), "{content:?}");
+    assert_eq!(stats.total_bytes, expected.len() as u64);
+    assert!(content.read_all("initramfs").unwrap() == expected);
+}

@@ -15,6 +15,9 @@ pub enum Content {
     Host { path: PathBuf, len: u64 },
     /// A byte range of an already open file (a plain tarball, or a spill file of a decompressed stream).
     Range { file: Arc<File>, offset: u64, len: u64 },
+    /// Several contents one after another: an uncompressed archive whose large members stay where they already are
+    /// instead of being copied into it.
+    Concat(Arc<[Content]>),
 }
 
 /// Reading a file's content failed, or the content no longer matches what the source said.
@@ -33,11 +36,22 @@ impl Content {
         Content::Bytes(bytes.into())
     }
 
+    /// `parts` one after another; a single part is itself.
+    pub fn concat(mut parts: Vec<Content>) -> Self {
+        if parts.len() == 1 {
+            if let Some(part) = parts.pop() {
+                return part;
+            }
+        }
+        Content::Concat(parts.into())
+    }
+
     /// The number of bytes this content holds.
     pub fn len(&self) -> u64 {
         match self {
             Content::Bytes(b) => b.len() as u64,
             Content::Host { len, .. } | Content::Range { len, .. } => *len,
+            Content::Concat(parts) => parts.iter().map(Content::len).sum(),
         }
     }
 
@@ -82,6 +96,7 @@ impl Content {
                 }
                 Ok(copied)
             }
+            Content::Concat(parts) => parts.iter().try_fold(0, |total, part| Ok(total + part.copy_to(name, out)?)),
         }
     }
 
@@ -101,6 +116,7 @@ impl Content {
             Content::Range { file, offset, len } => {
                 Box::new(RangeReader { file, pos: *offset, end: offset.saturating_add(*len) })
             }
+            Content::Concat(parts) => Box::new(ConcatReader { parts, current: None, name: name.to_owned() }),
         };
         Ok(ExactReader { inner, name: name.to_owned(), left: self.len(), expected: self.len() })
     }
@@ -160,6 +176,32 @@ impl Read for ExactReader<'_> {
         }
         self.left -= n as u64;
         Ok(n)
+    }
+}
+
+/// Reads the parts of a [`Content::Concat`] in turn, opening each when the one before is done.
+struct ConcatReader<'a> {
+    parts: &'a [Content],
+    current: Option<ExactReader<'a>>,
+    name: String,
+}
+
+impl Read for ConcatReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let reader = match &mut self.current {
+                Some(reader) => reader,
+                None => {
+                    let Some((next, rest)) = self.parts.split_first() else { return Ok(0) };
+                    self.parts = rest;
+                    self.current.insert(next.reader(&self.name).map_err(io::Error::other)?)
+                }
+            };
+            match reader.read(buf)? {
+                0 if !buf.is_empty() => self.current = None,
+                n => return Ok(n),
+            }
+        }
     }
 }
 

@@ -114,6 +114,42 @@ fn range_content_reads_its_slice() {
 }
 
 #[test]
+fn concatenated_content_reads_its_parts_in_turn_either_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, b"host").unwrap();
+    let mut f = tempfile::tempfile().unwrap();
+    std::io::Write::write_all(&mut f, b"0123456789").unwrap();
+    let parts = vec![
+        Content::from_bytes(&b"head:"[..]),
+        Content::Range { file: std::sync::Arc::new(f), offset: 3, len: 4 },
+        Content::from_bytes(&b""[..]),
+        Content::Host { path: path.clone(), len: 4 },
+    ];
+    let c = Content::concat(parts);
+    assert_eq!(c.len(), 13);
+    assert_eq!(c.read_all("c").unwrap(), b"head:3456host");
+    // Pulled through small reads, as tar and FAT writers do.
+    let mut pulled = Vec::new();
+    let mut reader = c.reader("c").unwrap();
+    let mut buf = [0u8; 3];
+    loop {
+        match std::io::Read::read(&mut reader, &mut buf).unwrap() {
+            0 => break,
+            n => pulled.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert_eq!(pulled, b"head:3456host");
+    // A part that shrank is an error, as for the part alone.
+    std::fs::write(&path, b"ho").unwrap();
+    assert!(matches!(c.read_all("c"), Err(ContentError::Changed { .. })));
+    let mut out = Vec::new();
+    assert!(std::io::Read::read_to_end(&mut c.reader("c").unwrap(), &mut out).is_err());
+    // One part is just that part.
+    assert!(matches!(Content::concat(vec![Content::from_bytes(&b"x"[..])]), Content::Bytes(_)));
+}
+
+#[test]
 fn resolve_follows_symlinks_inside_the_tree_only() {
     let mut t = Tree::new(meta(0o755));
     let release = t.insert(b"usr/lib/os-release", file(b"ID=x"), &meta(0o755)).unwrap();

@@ -190,6 +190,13 @@ fn write_content_at(content: &Content, name: &str, out: &File, at: u64) -> Resul
             let from = File::open(path).with_context(|| format!("cannot read `{}`", path.display()))?;
             copy_range(&from, 0, out, at, *len).with_context(|| format!("cannot copy `{name}`"))?
         }
+        Content::Concat(parts) => {
+            let mut at = at;
+            for part in parts.iter() {
+                write_content_at(part, name, out, at)?;
+                at += part.len();
+            }
+        }
     }
     Ok(())
 }

@@ -570,8 +570,9 @@ pub(crate) fn source_date_epoch() -> Result<Option<i64>> {
     }
 }
 
-/// The compressed initramfs, in an unlinked temporary file: its size must be known before the UKI's headers, and
-/// every format that carries it reads it from there (positionally, so readers never disturb each other).
+/// The initramfs, in an unlinked temporary file (with, when uncompressed, its large files' data left where it is):
+/// its size must be known before the UKI's headers, and every format that carries it reads it from there
+/// (positionally, so readers never disturb each other).
 struct Initrd {
     content: Content,
 }
@@ -592,9 +593,8 @@ fn build_initramfs(tree: &Tree, kernel: &Kernel, compression: Compression, epoch
         exclude,
     };
     let file = tempfile::tempfile().context("cannot create a temporary file for the initramfs")?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let stats = clay_initramfs::write(tree, &microcode, &opts, &mut out)?;
-    let file = out.into_inner().map_err(|e| anyhow!("cannot write the initramfs: {}", e.error()))?;
+    // Uncompressed (a squashfs root), the root image stays in its own file and is copied once, into the UKI.
+    let (content, stats) = clay_initramfs::write_to_file(tree, &microcode, &opts, file)?;
     for note in &stats.notes {
         warn(note);
     }
@@ -605,7 +605,7 @@ fn build_initramfs(tree: &Tree, kernel: &Kernel, compression: Compression, epoch
         human(stats.total_bytes),
         compression
     ));
-    Ok(Initrd { content: Content::Range { file: Arc::new(file), offset: 0, len: stats.total_bytes } })
+    Ok(Initrd { content })
 }
 
 /// The UKI as written: its bytes (for the disks that carry it) and, when asked for, a seed for every identifier
