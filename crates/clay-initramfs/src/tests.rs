@@ -168,7 +168,7 @@ fn tree_with_large_files(dir: &std::path::Path) -> Tree {
     let mut t = sample_tree();
     let mut spill = tempfile::tempfile().unwrap();
     let big: Vec<u8> = (0..3_000_001u32).map(|i| (i % 251) as u8).collect();
-    std::io::Write::write_all(&mut spill, &[b"x".as_slice(), &big].concat()).unwrap();
+    spill.write_all(&[b"x".as_slice(), &big].concat()).unwrap();
     let range = Content::Range { file: Arc::new(spill), offset: 1, len: big.len() as u64 };
     t.insert(b"root.squashfs", Inode { meta: meta(0o600, 5), kind: Kind::File(range) }, &d).unwrap();
     let host = dir.join("host");
