@@ -41,12 +41,20 @@ fn assert_signed(image: &Path, cert: &Path) {
     assert!(ossl.contains("Signature verification: ok"), "osslsigncode: {ossl}");
 }
 
-/// Runs `clay run ARGS` until the console shows `until` or `timeout` passes, then stops clay and its QEMU; returns
-/// the console. For boots that must fail, where the firmware waits forever.
+/// Runs `clay run ARGS` until the console shows `until` or `timeout` passes, then stops clay, which stops its QEMU
+/// and removes the VM's files; returns the console. For boots that must fail, where the firmware waits forever.
 fn clay_run_until(args: &[&str], until: &str, timeout: Duration) -> String {
     use std::io::Read;
-    let mut child =
-        clay().arg("run").args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = clay()
+        .arg("run")
+        .args(args)
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -69,10 +77,17 @@ fn clay_run_until(args: &[&str], until: &str, timeout: Duration) -> String {
             break;
         }
     }
-    // QEMU first (clay's child), then clay.
-    let _ = std::process::Command::new("pkill").args(["-KILL", "-P", &child.id().to_string()]).status();
-    let _ = child.kill();
-    let _ = child.wait();
+    // As a service manager stops it: clay stops its QEMU and cleans up. Should it not, QEMU is killed here, so a
+    // failing run leaves nothing running.
+    let qemus = sh(&format!("pgrep -P {} || true", child.id()));
+    let ran_on = child.try_wait().unwrap().is_none();
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    let stopped: Vec<bool> = qemus.split_whitespace().map(|pid| ends_soon(pid.parse().unwrap())).collect();
+    assert!(stopped.iter().all(|s| *s), "clay left its QEMU running");
+    assert!(!ran_on || status.code() == Some(130), "clay ended with {status} when stopped");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "a stopped `clay run` left {left:?} in TMPDIR");
     String::from_utf8_lossy(&console).into_owned()
 }
 
