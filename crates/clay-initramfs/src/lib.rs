@@ -86,18 +86,7 @@ pub fn write<W: Write + Send>(
     opts: &Options,
     out: W,
 ) -> Result<Stats, InitramfsError> {
-    let mut out = Counting { inner: out, count: 0 };
-    let mut stats = Stats::default();
-    write_microcode(microcode, &mut out)?;
-    stats.microcode_bytes = out.count;
-    let prepared = prepare(tree, opts, &mut stats)?;
-    let encoder = clay_compress::encoder(opts.compression, &mut out, opts.threads)?;
-    let mut cpio = clay_cpio::Writer::new(encoder);
-    write_archive(&prepared, opts, &mut cpio, &mut stats)?;
-    stats.archive_bytes = cpio.offset();
-    cpio.finish()?.finish()?;
-    stats.total_bytes = out.count;
-    Ok(stats)
+    write_into(tree, microcode, opts, &mut Counting { inner: out, count: 0 })
 }
 
 /// Writes the initramfs for `tree` into `file` (from its start) and returns it as content, with the same bytes
@@ -109,25 +98,46 @@ pub fn write_to_file(
     opts: &Options,
     file: File,
 ) -> Result<(Content, Stats), InitramfsError> {
-    let file = Arc::new(file);
     if opts.compression != Compression::None {
-        let mut out = BufWriter::with_capacity(1 << 20, SharedFile(Arc::clone(&file)));
+        let mut out = BufWriter::with_capacity(1 << 20, &file);
         let stats = write(tree, microcode, opts, &mut out)?;
         out.flush()?;
-        return Ok((Content::Range { file, offset: 0, len: stats.total_bytes }, stats));
+        drop(out);
+        return Ok((Content::Range { file: Arc::new(file), offset: 0, len: stats.total_bytes }, stats));
     }
-    let mut out = Pieces::new(file);
+    let mut out = Pieces::new(file)?;
+    let stats = write_into(tree, microcode, opts, &mut out)?;
+    Ok((out.finish()?, stats))
+}
+
+/// [`write`], into a sink that may take large files' data by reference when the archive is uncompressed.
+fn write_into<S: Sink + Counted + Send>(
+    tree: &Tree,
+    microcode: &[(String, Content)],
+    opts: &Options,
+    out: &mut S,
+) -> Result<Stats, InitramfsError> {
     let mut stats = Stats::default();
-    write_microcode(microcode, &mut out)?;
-    stats.microcode_bytes = out.written;
+    write_microcode(microcode, out)?;
+    stats.microcode_bytes = out.count();
     let prepared = prepare(tree, opts, &mut stats)?;
-    let mut cpio = clay_cpio::Writer::new(&mut out);
-    write_archive(&prepared, opts, &mut cpio, &mut stats)?;
+    if opts.compression == Compression::None {
+        // Straight into the sink, which sees each file's content.
+        archive(&prepared, opts, &mut *out, &mut stats)?.flush()?;
+    } else {
+        let encoder = clay_compress::encoder(opts.compression, &mut *out, opts.threads)?;
+        archive(&prepared, opts, encoder, &mut stats)?.finish()?;
+    }
+    stats.total_bytes = out.count();
+    Ok(stats)
+}
+
+/// The root's cpio archive, written into `out`, which it returns.
+fn archive<W: Sink>(tree: &Tree, opts: &Options, out: W, stats: &mut Stats) -> Result<W, InitramfsError> {
+    let mut cpio = clay_cpio::Writer::new(out);
+    write_archive(tree, opts, &mut cpio, stats)?;
     stats.archive_bytes = cpio.offset();
-    cpio.finish()?;
-    let content = out.finish()?;
-    stats.total_bytes = content.len();
-    Ok((content, stats))
+    Ok(cpio.finish()?)
 }
 
 /// The `microcode` archives verbatim, each padded to four bytes.
@@ -156,6 +166,19 @@ trait Sink: Write {
     fn take(&mut self, _content: &Content) {}
 }
 
+/// An output that knows how many bytes it holds, those taken by reference included.
+trait Counted {
+    fn count(&self) -> u64;
+}
+
+impl<W: Write> Sink for Counting<W> {}
+
+impl<W> Counted for Counting<W> {
+    fn count(&self) -> u64 {
+        self.count
+    }
+}
+
 impl Sink for Box<dyn Encoder + '_> {}
 
 impl<S: Sink + ?Sized> Sink for &mut S {
@@ -170,19 +193,22 @@ impl<S: Sink + ?Sized> Sink for &mut S {
 
 /// An uncompressed initramfs being assembled: written bytes go to a file, large file data is kept by reference.
 struct Pieces {
-    out: BufWriter<SharedFile>,
+    out: BufWriter<File>,
+    /// The file `out` writes, as the written parts refer to it.
     file: Arc<File>,
     /// Bytes written to `file`.
     written: u64,
+    /// Bytes taken by reference.
+    taken: u64,
     /// Where the written bytes not yet in `parts` start.
     run_start: u64,
     parts: Vec<Content>,
 }
 
 impl Pieces {
-    fn new(file: Arc<File>) -> Self {
-        let out = BufWriter::with_capacity(1 << 20, SharedFile(Arc::clone(&file)));
-        Pieces { out, file, written: 0, run_start: 0, parts: Vec::new() }
+    fn new(file: File) -> io::Result<Self> {
+        let out = BufWriter::with_capacity(1 << 20, file.try_clone()?);
+        Ok(Pieces { out, file: Arc::new(file), written: 0, taken: 0, run_start: 0, parts: Vec::new() })
     }
 
     /// Ends the written run so far as one part.
@@ -213,6 +239,12 @@ impl Write for Pieces {
     }
 }
 
+impl Counted for Pieces {
+    fn count(&self) -> u64 {
+        self.written + self.taken
+    }
+}
+
 impl Sink for Pieces {
     fn by_reference(&self, content: &Content) -> bool {
         matches!(content, Content::Range { .. } | Content::Host { .. }) && content.len() >= BY_REFERENCE_MIN
@@ -221,19 +253,7 @@ impl Sink for Pieces {
     fn take(&mut self, content: &Content) {
         self.close_run();
         self.parts.push(content.clone());
-    }
-}
-
-/// A shared open file, written at its position.
-struct SharedFile(Arc<File>);
-
-impl Write for SharedFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.0).write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        (&*self.0).flush()
+        self.taken += content.len();
     }
 }
 
