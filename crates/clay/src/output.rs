@@ -196,19 +196,21 @@ pub fn park_if_interrupted() {
 /// waiting for them reap them), and kills (SIGKILL) the ones still there.
 fn stop_children() {
     use rustix::process::{kill_process, Pid, Signal};
-    let children: Vec<u32> = children_of(std::process::id());
-    let pids: Vec<Pid> = children.iter().filter_map(|p| i32::try_from(*p).ok().and_then(Pid::from_raw)).collect();
-    for pid in &pids {
-        let _ = kill_process(*pid, Signal::TERM);
+    let send = |pid: u32, signal: Signal| {
+        if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+            let _ = kill_process(pid, signal);
+        }
+    };
+    let children = children_of(std::process::id());
+    for &pid in &children {
+        send(pid, Signal::TERM);
     }
     let deadline = Instant::now() + STOP_GRACE;
     while children.iter().any(|p| running(*p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    for (pid, raw) in pids.iter().zip(&children) {
-        if running(*raw) {
-            let _ = kill_process(*pid, Signal::KILL);
-        }
+    for &pid in children.iter().filter(|p| running(**p)) {
+        send(pid, Signal::KILL);
     }
 }
 
