@@ -14,9 +14,9 @@ use std::io;
 use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 
-use crate::digest::{Digest, Hasher};
 use crate::store::{read_up_to, Blob};
 use crate::OciError;
+use clay_digest::{Digest, Hasher};
 
 /// What one hash must come to, and how a mismatch is named.
 #[derive(Debug)]

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::checks::Checks;
-use crate::digest::Digest;
 use crate::layers::{LayerBlob, Merge};
 use crate::platform::Platform;
 use crate::schema::{self, ConfigJson, Descriptor, DockerArchiveImage, Index, Layout, Manifest, Versioned};
 use crate::store::{Blob, Store};
 use crate::{Image, ImageConfig, Lookahead, OciError, ReadOptions};
+use clay_digest::Digest;
 
 /// The largest index, manifest or config we read into memory. Real ones are kilobytes; a config with a long
 /// history a few megabytes.
@@ -123,7 +123,7 @@ impl<'a> Reader<'a> {
     }
 
     fn digest(&self, text: &str) -> Result<Digest, OciError> {
-        Digest::parse(text).ok_or_else(|| OciError::BadDigest { image: self.image.clone(), digest: text.to_owned() })
+        Digest::parse(text).map_err(|reason| OciError::BadDigest { image: self.image.clone(), reason })
     }
 
     fn parse<T: DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Result<T, OciError> {
@@ -535,8 +535,8 @@ impl<'a> Reader<'a> {
 fn named_digest(name: &str) -> Option<Digest> {
     if let Some(rest) = name.strip_prefix("blobs/") {
         let (alg, hex) = rest.split_once('/')?;
-        return Digest::parse(&format!("{alg}:{hex}"));
+        return Digest::parse(&format!("{alg}:{hex}")).ok();
     }
     let hex = name.strip_suffix(".json")?;
-    Digest::parse(&format!("sha256:{hex}"))
+    Digest::parse(&format!("sha256:{hex}")).ok()
 }

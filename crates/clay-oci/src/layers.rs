@@ -10,10 +10,10 @@ use std::collections::BTreeSet;
 use clay_tree::{components, lossy, Inode, Kind, Metadata, Tree, TreeError};
 
 use crate::checks::Checks;
-use crate::digest::Digest;
 use crate::store::{compressed, spill, Blob};
 use crate::tarentry::{tar_entry_inode, TarEntry};
 use crate::{Lookahead, OciError};
+use clay_digest::Digest;
 
 /// The prefix of a whiteout file's name (image-spec "Whiteouts").
 const WHITEOUT_PREFIX: &[u8] = b".wh.";

@@ -10,7 +10,6 @@
 //! links to nowhere, PAX sizes that disagree with their header) are refused with the image, layer and entry named.
 
 mod checks;
-mod digest;
 mod image;
 mod layers;
 mod platform;
@@ -26,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use checks::Checks;
-pub use digest::Digest;
+pub use clay_digest::Digest;
 pub use image::{read_docker_archive, read_layout, read_oci_archive, DockerImage};
 pub use platform::{ParsePlatformError, Platform};
 pub use tarentry::{tar_entry_inode, EntryError, TarEntry};
@@ -109,8 +108,8 @@ pub enum OciError {
     Decompress { what: String, source: io::Error },
     #[error("image `{image}`: {what} is not valid: {reason}")]
     Invalid { image: String, what: String, reason: String },
-    #[error("image `{image}`: `{digest}` is not a sha256 or sha512 digest")]
-    BadDigest { image: String, digest: String },
+    #[error("image `{image}`: {reason}")]
+    BadDigest { image: String, reason: clay_digest::BadDigest },
     #[error("image `{image}`: {what} `{digest}` is missing from the image")]
     MissingBlob { image: String, what: String, digest: String },
     #[error("image `{image}`: {what} `{digest}` is {found} bytes, but its descriptor says {expected}")]

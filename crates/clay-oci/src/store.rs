@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use clay_tree::Kind;
 
-use crate::digest::Digest;
 use crate::tarentry::{tar_entry_inode, TarEntry};
 use crate::tarscan::TarScan;
 use crate::{Lookahead, OciError};
+use clay_digest::Digest;
 
 /// Magic numbers of the compressed streams we accept (RFC 1952 2.3.1, RFC 8878 3.1.1).
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::error::{RegistryError, Result};
+use crate::error::{Refused, RegistryError, Result};
 use crate::reference::DEFAULT_REGISTRY;
 
 /// Auth files larger than this are refused rather than read.
@@ -37,11 +37,11 @@ impl Credentials {
         Self { username: username.into(), password: password.into(), origin: None, helper: None, identity_token: None }
     }
 
-    /// "the credentials for user `NAME`" or "the identity token", to finish a sentence.
-    pub(crate) fn what(&self) -> String {
+    /// What a registry refusing these credentials refused.
+    pub(crate) fn refused(&self) -> Refused {
         match &self.identity_token {
-            Some(_) => "the identity token".to_owned(),
-            None => format!("the credentials for user `{}`", self.username),
+            Some(_) => Refused::IdentityToken,
+            None => Refused::User(self.username.clone()),
         }
     }
 

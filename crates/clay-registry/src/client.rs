@@ -104,7 +104,7 @@ pub(crate) struct Session<'a> {
     searched: Vec<std::path::PathBuf>,
     helper: Option<String>,
     auth: AuthState,
-    retry: RetryPolicy,
+    pub retry: RetryPolicy,
     pub progress: Option<&'a dyn Fn(ProgressEvent)>,
 }
 
@@ -309,9 +309,8 @@ impl<'a> Session<'a> {
     fn bad_credentials(&self, c: &Credentials) -> RegistryError {
         RegistryError::BadCredentials {
             registry: self.registry.clone(),
-            what: c.what(),
+            refused: c.refused(),
             origin: c.origin_phrase(),
-            identity_token: c.identity_token.is_some(),
         }
     }
 

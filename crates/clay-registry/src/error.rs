@@ -36,8 +36,8 @@ pub enum RegistryError {
     NotFound { registry: String, what: String },
     #[error("the registry {registry} requires credentials for {repository} and none were found{}", searched_suffix(.searched, .helper))]
     AuthRequired { registry: String, repository: String, searched: Vec<PathBuf>, helper: Option<String> },
-    #[error("the registry {registry} refused {what} {origin}{}", expired_hint(*.identity_token))]
-    BadCredentials { registry: String, what: String, origin: String, identity_token: bool },
+    #[error("the registry {registry} refused {refused} {origin}{}", refused.hint())]
+    BadCredentials { registry: String, refused: Refused, origin: String },
     #[error(
         "the registry {registry} asks for a user name and password (Basic auth), but the credentials {origin} are an \
          identity token, which only a token server takes; log in with a user name and password"
@@ -55,6 +55,18 @@ pub enum RegistryError {
     CertDir { dir: PathBuf, reason: String },
     #[error("the registry certificate file {} is unusable: {reason}", path.display())]
     CertFile { path: PathBuf, reason: String },
+    #[error("the registries configuration {} is unusable: {reason}", path.display())]
+    RegistriesConf { path: PathBuf, reason: String },
+    #[error("pulling {image} is blocked: {} blocks `{prefix}`", origin.display())]
+    Blocked { image: String, prefix: String, origin: PathBuf },
+    #[error("pulling {image} failed at its mirrors ({mirrors}), and at its registry")]
+    MirrorsFailed {
+        image: String,
+        /// Each mirror with why it failed.
+        mirrors: String,
+        #[source]
+        primary: Box<RegistryError>,
+    },
     #[error("the credential helper `{program}` failed: {reason}")]
     CredentialHelper { program: String, reason: String },
     #[error("the {what} from the registry {registry} is invalid: {reason}")]
@@ -108,14 +120,6 @@ fn message_suffix(message: &str) -> String {
     }
 }
 
-fn expired_hint(identity_token: bool) -> &'static str {
-    if identity_token {
-        "; it may have expired: log in again"
-    } else {
-        ""
-    }
-}
-
 fn user_suffix(username: &Option<String>) -> String {
     match username {
         Some(u) => format!(" for user `{u}`"),
@@ -134,6 +138,40 @@ fn searched_suffix(searched: &[PathBuf], helper: &Option<String>) -> String {
         s.push_str(&format!("; {helper}"));
     }
     s
+}
+
+/// What a registry refused in [`RegistryError::BadCredentials`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// A user name and password.
+    User(String),
+    /// An identity token (traded at the token server), which expires.
+    IdentityToken,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::User(user) => write!(f, "the credentials for user `{user}`"),
+            Refused::IdentityToken => f.write_str("the identity token"),
+        }
+    }
+}
+
+impl Refused {
+    /// What to do about it, after the sentence: an identity token may just have expired.
+    fn hint(&self) -> &'static str {
+        match self {
+            Refused::User(_) => "",
+            Refused::IdentityToken => "; it may have expired: log in again",
+        }
+    }
+}
+
+impl From<clay_digest::BadDigest> for RegistryError {
+    fn from(e: clay_digest::BadDigest) -> Self {
+        Self::BadDigest { digest: e.digest, reason: e.reason }
+    }
 }
 
 impl RegistryError {

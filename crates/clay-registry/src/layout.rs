@@ -1,6 +1,6 @@
 //! The OCI image layout on disk (OCI image spec image-layout.md): `oci-layout`, `index.json` and
-//! `blobs/sha256/<hex>`. Blobs arrive in hidden temporary files and are renamed into place once verified, so a blob
-//! file that exists is always whole.
+//! `blobs/<algorithm>/<hex>`. Blobs arrive in hidden temporary files and are renamed into place once verified, so a
+//! blob file that exists is always whole.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -23,7 +23,8 @@ pub(crate) struct Layout {
 impl Layout {
     /// Creates (or reuses) a layout in `dir`.
     pub fn create(dir: &Path) -> Result<Self> {
-        let blobs = dir.join("blobs").join(crate::digest::SHA256);
+        // The algorithm of the manifests written here; another's directory is made when a blob needs it.
+        let blobs = dir.join("blobs").join("sha256");
         fs::create_dir_all(&blobs).map_err(|e| RegistryError::io("creating", &blobs, e))?;
         let layout = Self { dir: dir.to_owned() };
         layout.write_atomically(&dir.join(OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT)?;
@@ -43,12 +44,14 @@ impl Layout {
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.dir.join("blobs").join(crate::digest::SHA256).join(digest.hex())
+        self.dir.join("blobs").join(digest.algorithm()).join(digest.hex())
     }
 
-    /// Where a blob is downloaded before it is verified.
-    pub fn partial_path(&self, digest: &Digest) -> PathBuf {
-        self.dir.join("blobs").join(crate::digest::SHA256).join(format!(".{}.partial", digest.hex()))
+    /// Where a blob is downloaded before it is verified (its algorithm's directory is made if need be).
+    pub fn partial_path(&self, digest: &Digest) -> Result<PathBuf> {
+        let dir = self.dir.join("blobs").join(digest.algorithm());
+        fs::create_dir_all(&dir).map_err(|e| RegistryError::io("creating", &dir, e))?;
+        Ok(dir.join(format!(".{}.partial", digest.hex())))
     }
 
     pub fn has_blob(&self, digest: &Digest, size: u64) -> Result<bool> {
@@ -57,7 +60,7 @@ impl Layout {
 
     /// Stores a small blob (a manifest) held in memory; returns its digest.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
-        let digest = Digest::of(bytes);
+        let digest = Digest::sha256_of(bytes);
         let size = bytes.len() as u64;
         if !self.has_blob(&digest, size)? {
             self.write_atomically(&self.blob_path(&digest), bytes)?;
@@ -77,7 +80,7 @@ impl Layout {
         }
         let path = self.blob_path(&digest);
         let bytes = fs::read(&path).map_err(|e| RegistryError::io("reading", &path, e))?;
-        if bytes.len() as u64 != desc.size || Digest::of(&bytes) != digest {
+        if bytes.len() as u64 != desc.size || digest.recompute(&bytes) != digest {
             return Err(mismatch());
         }
         Ok(bytes)

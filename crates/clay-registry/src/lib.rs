@@ -2,8 +2,8 @@
 //! an OCI image layout and pushes blobs, manifests, images and artifacts.
 //!
 //! Everything a registry sends is untrusted: digests are validated before they name a file, every blob is streamed
-//! to a hidden file while its SHA-256 and size are checked and only then renamed into `blobs/sha256/`, manifests are
-//! read with a size bound, and no input makes this crate panic. Only the layout directory the caller hands over (a
+//! to a hidden file while its digest and size are checked and only then renamed into `blobs/<algorithm>/`,
+//! manifests are read with a size bound, and no input makes this crate panic. Only the layout directory the caller hands over (a
 //! private temporary directory) is written.
 //!
 //! Authentication follows podman: credentials given directly, else the first auth file with an entry for the
@@ -11,7 +11,9 @@
 //! `WWW-Authenticate` challenge asks for (an identity token is traded with the OAuth 2 refresh-token POST). TLS is rustls trusting the system's CAs and those of the registry's
 //! certificate directory ([`CertDirs`], containers-certs.d(5)), which may also hold a client certificate; a host
 //! without a CA bundle gets the Mozilla roots built in (`webpki-roots`), so a static binary works anywhere.
-//! `tls_verify: false` accepts any certificate and falls back to plain HTTP, like podman's `--tls-verify=false`.
+//! `tls_verify: Some(false)` accepts any certificate and falls back to plain HTTP, like podman's `--tls-verify=false`;
+//! left `None`, that is what registries.conf's `insecure` asks for ([`RegistriesConf`], which also blocks, moves and
+//! mirrors what is pulled).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod auth;
@@ -24,18 +26,20 @@ mod platform;
 mod pull;
 mod push;
 mod reference;
+mod registries;
 mod tls;
 
 use std::time::Duration;
 
 pub use auth::{parse_challenges, AuthFiles, Challenge, Credentials, Lookup};
 pub use digest::{digest_file, Digest};
-pub use error::{RegistryError, Result};
+pub use error::{Refused, RegistryError, Result};
 pub use manifest::Descriptor;
 pub use platform::{select as select_platform, Platform};
 pub use pull::pull;
 pub use push::{push_blob, push_image, push_manifest, BlobPart, BlobSource, ImageParts, PushSource, Pushed};
 pub use reference::{Reference, DEFAULT_REGISTRY, DEFAULT_TAG, DOCKER_HUB_API_HOST, TRANSPORT_PREFIX};
+pub use registries::{Mirror, MirrorUse, PullSource, PullSources, RegistriesConf, RegistryTable, REGISTRIES_CONF_VAR};
 pub use tls::CertDirs;
 
 use client::SessionOptions;
@@ -111,8 +115,11 @@ pub struct ProgressEvent {
 /// How clay reaches a registry: TLS, credentials, progress reports and retries.
 #[derive(Clone)]
 pub struct Access<'a> {
-    /// `false`: accept any certificate, and fall back to plain HTTP (podman's `--tls-verify=false`).
-    pub tls_verify: bool,
+    /// `Some(false)`: accept any certificate, and fall back to plain HTTP (podman's `--tls-verify=false`).
+    /// `Some(true)`: verify, even a registry registries.conf calls `insecure`. `None`: verify unless it does.
+    pub tls_verify: Option<bool>,
+    /// registries.conf: which registries are insecure or blocked, and where pulls go.
+    pub registries: RegistriesConf,
     /// Credentials to use; `None` looks them up in `auth_files`.
     pub auth: Option<Credentials>,
     pub auth_files: AuthFiles,
@@ -125,7 +132,8 @@ pub struct Access<'a> {
 impl Default for Access<'_> {
     fn default() -> Self {
         Self {
-            tls_verify: true,
+            tls_verify: None,
+            registries: RegistriesConf::none(),
             auth: None,
             auth_files: AuthFiles::from_env(),
             cert_dirs: CertDirs::from_env(),
@@ -139,6 +147,7 @@ impl std::fmt::Debug for Access<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Access")
             .field("tls_verify", &self.tls_verify)
+            .field("registries", &self.registries)
             .field("auth", &self.auth)
             .field("auth_files", &self.auth_files)
             .field("cert_dirs", &self.cert_dirs)
@@ -149,10 +158,17 @@ impl std::fmt::Debug for Access<'_> {
 }
 
 impl Access<'_> {
-    fn session(&self) -> SessionOptions<'_> {
+    /// How to reach the registry `reference` is pushed to: registries.conf's moves and mirrors are for pulls only.
+    fn push_session(&self, reference: &Reference) -> SessionOptions<'_> {
+        self.session(self.registries.insecure(&reference.registry), true)
+    }
+
+    /// How to reach a registry that registries.conf calls `insecure` or not. Credentials given directly go only to
+    /// the registry they were given for (`own_registry`), never to a mirror elsewhere.
+    fn session(&self, insecure: bool, own_registry: bool) -> SessionOptions<'_> {
         SessionOptions {
-            tls_verify: self.tls_verify,
-            auth: self.auth.as_ref(),
+            tls_verify: self.tls_verify.unwrap_or(!insecure),
+            auth: self.auth.as_ref().filter(|_| own_registry),
             auth_files: &self.auth_files,
             cert_dirs: &self.cert_dirs,
             retry: self.retry,
@@ -176,6 +192,8 @@ pub type PushOptions<'a> = Access<'a>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pulled {
     pub reference: Reference,
+    /// Where it was pulled from: the reference itself, or where registries.conf moved or mirrored it.
+    pub source: Reference,
     /// The digest of what the reference resolved to in the registry (the index, for a multi-platform image): the
     /// `name@digest` that pins this pull.
     pub registry_digest: Digest,

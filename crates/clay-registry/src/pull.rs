@@ -6,7 +6,6 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::thread::sleep;
 
-use sha2::{Digest as _, Sha256};
 use ureq::http::Method;
 
 use crate::client::{read_small, Req, Session};
@@ -19,24 +18,48 @@ use crate::manifest::{
 };
 use crate::platform::{self, Platform};
 use crate::reference::Reference;
+use crate::registries::PullSource;
 use crate::{BlobRole, ProgressState, PullOptions, Pulled};
 
 /// Pulls `reference` into the OCI layout in `layout_dir` (created if needed; blobs already there with the right
 /// digest are kept). The manifest lands in index.json named by the reference's tag; a Docker schema 2 manifest is
 /// converted to its OCI twin on the way (as `skopeo copy` to `oci:` does), the blobs are stored as they are.
+///
+/// registries.conf ([`Access::registries`](crate::Access)) may refuse the image, or send the pull elsewhere: its
+/// mirrors are tried in turn, and the first that has the image's manifest is pulled from; the primary location is
+/// tried last, as podman does.
 pub fn pull(reference: &Reference, options: &PullOptions<'_>, layout_dir: &Path) -> Result<Pulled> {
     let want = match &options.platform {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    let mut s = Session::open(reference, &options.access.session(), "pull")?;
-    let layout = Layout::create(layout_dir)?;
     let image = reference.to_string();
-
-    let top_ref = reference.manifest_reference();
-    let top_what = format!("manifest `{top_ref}` of {}", reference.repository);
-    let (top_bytes, top_type, top_kind) = fetch_manifest(&mut s, &top_ref, reference.digest.as_ref(), None, &top_what)?;
-    let registry_digest = Digest::of(&top_bytes);
+    let sources = options.access.registries.pull_sources(reference)?;
+    let mut mirror_failures = Vec::new();
+    let mut opened = None;
+    for mirror in &sources.mirrors {
+        match open_at(mirror, true, &sources.primary, options) {
+            Ok(found) => {
+                opened = Some(found);
+                break;
+            }
+            Err(err) => mirror_failures.push(format!("{}: {}", mirror.reference.name(), error_chain(&err))),
+        }
+    }
+    let Opened { at, session: mut s, top: (top_bytes, top_type, top_kind), top_what } = match opened {
+        Some(found) => found,
+        None => match open_at(&sources.primary, false, &sources.primary, options) {
+            Ok(found) => found,
+            Err(err) if mirror_failures.is_empty() => return Err(err),
+            Err(err) => {
+                let mirrors = mirror_failures.join("; ");
+                return Err(RegistryError::MirrorsFailed { image, mirrors, primary: Box::new(err) });
+            }
+        },
+    };
+    let layout = Layout::create(layout_dir)?;
+    // The digest that pins this pull: the one the reference gave (checked by the fetch), else the registry's.
+    let registry_digest = at.digest.clone().unwrap_or_else(|| Digest::sha256_of(&top_bytes));
 
     let (bytes, media_type, chosen_platform) = match top_kind {
         Kind::Manifest => (top_bytes, top_type, None),
@@ -48,7 +71,7 @@ pub fn pull(reference: &Reference, options: &PullOptions<'_>, layout_dir: &Path)
                 available: platform::available(&index.manifests),
             })?;
             let digest = Digest::parse(&chosen.digest)?;
-            let what = format!("manifest {digest} ({}) of {}", want, reference.repository);
+            let what = format!("manifest {digest} ({}) of {}", want, at.repository);
             let (bytes, media_type, kind) =
                 fetch_manifest(&mut s, digest.as_str(), Some(&digest), Some(chosen.size), &what)?;
             if kind != Kind::Manifest {
@@ -101,6 +124,7 @@ pub fn pull(reference: &Reference, options: &PullOptions<'_>, layout_dir: &Path)
 
     Ok(Pulled {
         reference: reference.clone(),
+        source: at,
         registry_digest,
         config: layout_manifest.config.clone(),
         layers: layout_manifest.layers.clone(),
@@ -109,6 +133,49 @@ pub fn pull(reference: &Reference, options: &PullOptions<'_>, layout_dir: &Path)
         ref_name: reference.tag.clone(),
         bytes_downloaded: downloaded,
     })
+}
+
+/// A pull's source that answered: its session, and the manifest (or index) the reference names there.
+struct Opened<'a> {
+    at: Reference,
+    session: Session<'a>,
+    top: (Vec<u8>, String, Kind),
+    /// What the top manifest is, for messages.
+    top_what: String,
+}
+
+/// Opens a session with the registry of `source` and fetches the manifest (or index) the reference names there.
+/// A mirror that does not answer at once is passed over for the next place, as podman passes it over; once it has
+/// answered, its requests are retried as usual. Credentials given directly are for the `primary` location's
+/// registry.
+fn open_at<'a>(
+    source: &PullSource,
+    mirror: bool,
+    primary: &PullSource,
+    options: &'a PullOptions<'_>,
+) -> Result<Opened<'a>> {
+    let at = &source.reference;
+    let mut session = options.access.session(source.insecure, at.registry == primary.reference.registry);
+    if mirror {
+        session.retry.attempts = 1;
+    }
+    let mut s = Session::open(at, &session, "pull")?;
+    let top_ref = at.manifest_reference();
+    let top_what = format!("manifest `{top_ref}` of {}", at.repository);
+    let top = fetch_manifest(&mut s, &top_ref, at.digest.as_ref(), None, &top_what)?;
+    s.retry = options.access.retry;
+    Ok(Opened { at: at.clone(), session: s, top, top_what })
+}
+
+/// An error with its causes, as one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        line.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    line
 }
 
 fn bad_manifest(s: &Session<'_>, what: &str, e: serde_json::Error) -> RegistryError {
@@ -138,7 +205,7 @@ fn fetch_manifest(
         },
     })?;
     if let Some(digest) = digest {
-        let actual = Digest::of(&bytes);
+        let actual = digest.recompute(&bytes);
         if actual != *digest {
             return Err(RegistryError::DigestMismatch {
                 registry: s.registry.clone(),
@@ -152,7 +219,7 @@ fn fetch_manifest(
         return Err(RegistryError::SizeMismatch {
             registry: s.registry.clone(),
             what: what.to_owned(),
-            digest: Digest::of(&bytes).to_string(),
+            digest: Digest::sha256_of(&bytes).to_string(),
             expected: size,
             actual: bytes.len().to_string(),
         });
@@ -197,7 +264,7 @@ fn fetch_blob(s: &mut Session<'_>, layout: &Layout, desc: &Descriptor, role: Blo
         return Ok(0);
     }
     s.report(digest.as_str(), role, 0, size, ProgressState::Started);
-    let partial = layout.partial_path(&digest);
+    let partial = layout.partial_path(&digest)?;
     let attempts = s.retry().attempts.max(1);
     let mut attempt = 1;
     let result = loop {
@@ -239,7 +306,7 @@ fn download(
     }
     let mut file = File::create(partial).map_err(|e| RegistryError::io("creating", partial, e))?;
     let mut reader = resp.body_mut().as_reader();
-    let mut hasher = Sha256::new();
+    let mut hasher = digest.hasher();
     let mut buf = vec![0u8; 1 << 16];
     let (mut done, mut last) = (0u64, 0u64);
     let mismatch = |actual: String| {
@@ -272,7 +339,7 @@ fn download(
     if done != size {
         return Err(mismatch(done.to_string()));
     }
-    let actual = Digest::from_hasher(hasher);
+    let actual = hasher.finish();
     if actual != *digest {
         return Err(Stop::Fatal(RegistryError::DigestMismatch {
             registry: s.registry.clone(),

@@ -68,7 +68,7 @@ pub fn push_blob(
     media_type: &str,
     blob: BlobSource<'_>,
 ) -> Result<Descriptor> {
-    let mut s = Session::open(reference, &options.session(), "pull,push")?;
+    let mut s = Session::open(reference, &options.push_session(reference), "pull,push")?;
     upload_blob(&mut s, media_type, blob, BlobRole::Blob, BTreeMap::new())
 }
 
@@ -79,13 +79,13 @@ pub fn push_manifest(
     media_type: &str,
     bytes: &[u8],
 ) -> Result<Digest> {
-    let mut s = Session::open(reference, &options.session(), "pull,push")?;
+    let mut s = Session::open(reference, &options.push_session(reference), "pull,push")?;
     put_manifest(&mut s, reference, media_type, bytes)
 }
 
 /// Pushes a whole image or artifact and names it `reference`.
 pub fn push_image(source: &PushSource<'_>, reference: &Reference, options: &PushOptions<'_>) -> Result<Pushed> {
-    let mut s = Session::open(reference, &options.session(), "pull,push")?;
+    let mut s = Session::open(reference, &options.push_session(reference), "pull,push")?;
     let manifest = match source {
         PushSource::Parts(parts) => push_parts(&mut s, reference, parts)?,
         PushSource::Layout { dir, ref_name } => push_layout(&mut s, reference, dir, *ref_name)?,
@@ -180,7 +180,7 @@ fn push_manifest_blobs(s: &mut Session<'_>, layout: &Layout, bytes: &[u8]) -> Re
 fn measure(blob: BlobSource<'_>) -> Result<(Digest, u64)> {
     match blob {
         BlobSource::File(path) => digest_file(path),
-        BlobSource::Bytes(bytes) => Ok((Digest::of(bytes), bytes.len() as u64)),
+        BlobSource::Bytes(bytes) => Ok((Digest::sha256_of(bytes), bytes.len() as u64)),
     }
 }
 
@@ -251,7 +251,7 @@ fn upload_measured(
 }
 
 fn put_manifest(s: &mut Session<'_>, reference: &Reference, media_type: &str, bytes: &[u8]) -> Result<Digest> {
-    let digest = Digest::of(bytes);
+    let digest = Digest::sha256_of(bytes);
     let name = match (&reference.tag, &reference.digest) {
         (Some(tag), _) => tag.clone(),
         (None, Some(d)) if *d == digest => d.to_string(),

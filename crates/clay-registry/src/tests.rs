@@ -354,7 +354,7 @@ fn platforms_parse_and_select() {
 
 #[test]
 fn digests_validate_and_verify() {
-    let d = Digest::of(b"hello");
+    let d = Digest::sha256_of(b"hello");
     assert_eq!(d.as_str(), "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
     assert_eq!(d.hex().len(), 64);
     assert_eq!(Digest::parse(d.as_str()).unwrap(), d);
@@ -375,7 +375,7 @@ fn digests_validate_and_verify() {
     assert_eq!(digest_file(&p).unwrap(), (d.clone(), 5));
     assert!(digest::file_matches(&p, &d, 5).unwrap());
     assert!(!digest::file_matches(&p, &d, 6).unwrap(), "wrong size");
-    assert!(!digest::file_matches(&p, &Digest::of(b"hellO"), 5).unwrap(), "wrong content");
+    assert!(!digest::file_matches(&p, &Digest::sha256_of(b"hellO"), 5).unwrap(), "wrong content");
     assert!(!digest::file_matches(&dir.path().join("none"), &d, 5).unwrap());
 }
 

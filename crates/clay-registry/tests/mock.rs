@@ -16,7 +16,7 @@ use serde_json::json;
 /// Plain HTTP, no auth files or certificate directories, quick retries.
 fn access<'a>() -> Access<'a> {
     Access {
-        tls_verify: false,
+        tls_verify: Some(false),
         auth_files: AuthFiles::none(),
         cert_dirs: CertDirs::none(),
         retry: RetryPolicy {
@@ -43,7 +43,7 @@ fn manifest_for(config: &[u8], layer_digest: &str, layer_size: usize) -> Vec<u8>
     serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of(config).as_str(), "size": config.len() },
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::sha256_of(config).as_str(), "size": config.len() },
         "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size }],
     }))
     .unwrap()
@@ -75,11 +75,11 @@ fn simple_registry(manifest: Vec<u8>, blobs: Vec<(String, Vec<u8>)>) -> MockServ
 fn a_corrupted_blob_is_named_and_not_kept() {
     let config = image_config(&[]);
     let layer = tar_of(&[("a", 0o644, b"real")]);
-    let claimed = Digest::of(b"something else entirely");
+    let claimed = Digest::sha256_of(b"something else entirely");
     let manifest = manifest_for(&config, claimed.as_str(), layer.len());
     let server = simple_registry(
         manifest,
-        vec![(Digest::of(&config).to_string(), config.clone()), (claimed.to_string(), layer.clone())],
+        vec![(Digest::sha256_of(&config).to_string(), config.clone()), (claimed.to_string(), layer.clone())],
     );
     let tmp = tempfile::tempdir().unwrap();
     let reference = Reference::parse(&format!("{}/clay/bad:v1", server.host())).unwrap();
@@ -91,7 +91,7 @@ fn a_corrupted_blob_is_named_and_not_kept() {
             "the blob {claimed} (layer 1 of 1 of {reference}) from the registry {} does not match its digest: its \
              content hashes to {}",
             server.host(),
-            Digest::of(&layer)
+            Digest::sha256_of(&layer)
         )
     );
     // Nothing unverified stays: only the config made it.
@@ -100,19 +100,54 @@ fn a_corrupted_blob_is_named_and_not_kept() {
 }
 
 #[test]
+fn a_sha512_layer_is_verified_with_sha512_and_stored_under_its_algorithm() {
+    let config = image_config(&[]);
+    let layer = tar_of(&[("a", 0o644, b"real")]);
+    let sha512 = |bytes: &[u8]| Digest::parse(&format!("sha512:{}", "0".repeat(128))).unwrap().recompute(bytes);
+    let config_blob = (Digest::sha256_of(&config).to_string(), config.clone());
+    let tmp = tempfile::tempdir().unwrap();
+
+    let good = sha512(&layer);
+    let server = simple_registry(
+        manifest_for(&config, good.as_str(), layer.len()),
+        vec![config_blob.clone(), (good.to_string(), layer.clone())],
+    );
+    let reference = Reference::parse(&format!("{}/clay/bad:v1", server.host())).unwrap();
+    let pulled = pull(&reference, &options(), &tmp.path().join("good")).unwrap();
+    assert_eq!(pulled.layers[0].digest, good.as_str());
+    let stored = tmp.path().join("good/blobs/sha512").join(good.hex());
+    assert_eq!(std::fs::read(stored).unwrap(), layer);
+
+    // The same bytes under another sha512 digest are refused.
+    let claimed = sha512(b"something else");
+    let server = simple_registry(
+        manifest_for(&config, claimed.as_str(), layer.len()),
+        vec![config_blob, (claimed.to_string(), layer.clone())],
+    );
+    let reference = Reference::parse(&format!("{}/clay/bad:v1", server.host())).unwrap();
+    let err = pull(&reference, &options(), &tmp.path().join("bad")).unwrap_err().to_string();
+    assert!(err.contains(&format!("does not match its digest: its content hashes to {good}")), "{err}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path().join("bad/blobs/sha512")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 fn blobs_longer_or_shorter_than_their_descriptor_are_refused() {
     let config = image_config(&[]);
     let layer = noise(200_000, 1);
     for (claimed_size, needle) in [(100_000, "is more than 100000 bytes"), (300_000, "is 200000 bytes but")] {
-        let manifest = manifest_for(&config, Digest::of(&layer).as_str(), claimed_size);
+        let manifest = manifest_for(&config, Digest::sha256_of(&layer).as_str(), claimed_size);
         let server = simple_registry(
             manifest,
-            vec![(Digest::of(&config).to_string(), config.clone()), (Digest::of(&layer).to_string(), layer.clone())],
+            vec![
+                (Digest::sha256_of(&config).to_string(), config.clone()),
+                (Digest::sha256_of(&layer).to_string(), layer.clone()),
+            ],
         );
         let tmp = tempfile::tempdir().unwrap();
         let reference = Reference::parse(&format!("{}/clay/bad:v1", server.host())).unwrap();
         let err = pull(&reference, &options(), tmp.path()).unwrap_err().to_string();
-        assert!(err.contains(needle) && err.contains(Digest::of(&layer).as_str()), "{err}");
+        assert!(err.contains(needle) && err.contains(Digest::sha256_of(&layer).as_str()), "{err}");
         assert_eq!(check_blob_files(tmp.path()), 1);
     }
 }
@@ -125,7 +160,7 @@ fn hostile_manifests_fail_cleanly() {
         (br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#.to_vec(), "no config"),
         (manifest_for(&config, "sha256:../../../../etc/passwd", 4), "not a valid digest"),
         (
-            String::from_utf8(manifest_for(&config, &Digest::of(b"x").to_string(), 7))
+            String::from_utf8(manifest_for(&config, &Digest::sha256_of(b"x").to_string(), 7))
                 .unwrap()
                 .replace(":7}", ":-7}")
                 .into(),
@@ -138,7 +173,7 @@ fn hostile_manifests_fail_cleanly() {
         ),
     ];
     for (manifest, needle) in cases {
-        let server = simple_registry(manifest, vec![(Digest::of(&config).to_string(), config.clone())]);
+        let server = simple_registry(manifest, vec![(Digest::sha256_of(&config).to_string(), config.clone())]);
         let tmp = tempfile::tempdir().unwrap();
         let reference = Reference::parse(&format!("{}/clay/bad:v1", server.host())).unwrap();
         let err = pull(&reference, &options(), tmp.path()).unwrap_err().to_string();
@@ -153,27 +188,29 @@ fn hostile_manifests_fail_cleanly() {
 fn bearer_tokens_indexes_and_transient_errors() {
     let config = image_config(&[]);
     let layer = tar_of(&[("hello", 0o644, b"amd64")]);
-    let manifest = manifest_for(&config, Digest::of(&layer).as_str(), layer.len());
-    let manifest_digest = Digest::of(&manifest);
-    let other = Digest::of(b"arm64 manifest");
+    let manifest = manifest_for(&config, Digest::sha256_of(&layer).as_str(), layer.len());
+    let manifest_digest = Digest::sha256_of(&manifest);
+    let other = Digest::sha256_of(b"arm64 manifest");
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
         "manifests": [
             { "mediaType": OCI_MANIFEST, "digest": other.as_str(), "size": 14, "platform": { "os": "linux", "architecture": "arm64", "variant": "v8" } },
             { "mediaType": OCI_MANIFEST, "digest": manifest_digest.as_str(), "size": manifest.len(), "platform": { "os": "linux", "architecture": "amd64" } },
-            { "mediaType": OCI_MANIFEST, "digest": Digest::of(b"att").as_str(), "size": 3, "platform": { "os": "unknown", "architecture": "unknown" } },
+            { "mediaType": OCI_MANIFEST, "digest": Digest::sha256_of(b"att").as_str(), "size": 3, "platform": { "os": "unknown", "architecture": "unknown" } },
         ],
     }))
     .unwrap();
-    let index_digest = Digest::of(&index);
+    let index_digest = Digest::sha256_of(&index);
     let failures = Arc::new(AtomicU32::new(0));
     let basic = format!("Basic {}", base64_of(&format!("{USER}:{PASSWORD}")));
     let server_port = Arc::new(AtomicU32::new(0));
     let port_for_handler = server_port.clone();
     let fails = failures.clone();
-    let blobs =
-        vec![(Digest::of(&config).to_string(), config.clone()), (Digest::of(&layer).to_string(), layer.clone())];
+    let blobs = vec![
+        (Digest::sha256_of(&config).to_string(), config.clone()),
+        (Digest::sha256_of(&layer).to_string(), layer.clone()),
+    ];
     let manifest_path = format!("/v2/clay/multi/manifests/{manifest_digest}");
     let server = MockServer::start(move |req| {
         let port = port_for_handler.load(Ordering::Relaxed);
@@ -250,9 +287,9 @@ fn base64_of(s: &str) -> String {
 fn a_dropped_download_is_retried_and_4xx_is_not() {
     let config = image_config(&[]);
     let layer = noise(500_000, 5);
-    let manifest = manifest_for(&config, Digest::of(&layer).as_str(), layer.len());
-    let layer_path = format!("/v2/clay/bad/blobs/{}", Digest::of(&layer));
-    let config_path = format!("/v2/clay/bad/blobs/{}", Digest::of(&config));
+    let manifest = manifest_for(&config, Digest::sha256_of(&layer).as_str(), layer.len());
+    let layer_path = format!("/v2/clay/bad/blobs/{}", Digest::sha256_of(&layer));
+    let config_path = format!("/v2/clay/bad/blobs/{}", Digest::sha256_of(&config));
     let layer_hits = Arc::new(AtomicU32::new(0));
     let hits = layer_hits.clone();
     let server = MockServer::start(move |req| match req.path.as_str() {
@@ -372,7 +409,7 @@ fn a_tampered_layout_blob_is_not_pushed() {
     bytes[100] ^= 1;
     std::fs::write(&victim, bytes).unwrap();
     let reference = Reference::parse(&format!("{}/clay/push:v1", server.host())).unwrap();
-    let opts = PushOptions { tls_verify: false, auth_files: AuthFiles::none(), ..PushOptions::default() };
+    let opts = PushOptions { tls_verify: Some(false), auth_files: AuthFiles::none(), ..PushOptions::default() };
     let source = PushSource::Layout { dir: tmp.path(), ref_name: Some("v1") };
     let err = push_image(&source, &reference, &opts).unwrap_err();
     assert_eq!(
@@ -411,9 +448,11 @@ fn huge_headers_are_an_error_not_a_hang() {
 fn identity_tokens_are_traded_at_the_token_server() {
     let config = image_config(&[]);
     let layer = tar_of(&[("hello", 0o644, b"acr")]);
-    let manifest = manifest_for(&config, Digest::of(&layer).as_str(), layer.len());
-    let blobs =
-        vec![(Digest::of(&config).to_string(), config.clone()), (Digest::of(&layer).to_string(), layer.clone())];
+    let manifest = manifest_for(&config, Digest::sha256_of(&layer).as_str(), layer.len());
+    let blobs = vec![
+        (Digest::sha256_of(&config).to_string(), config.clone()),
+        (Digest::sha256_of(&layer).to_string(), layer.clone()),
+    ];
     let port = Arc::new(AtomicU32::new(0));
     let server_port = port.clone();
     let server = MockServer::start(move |req| {

@@ -32,7 +32,13 @@ fn auth_env(path: &Path) -> AuthFiles {
 
 /// Plain HTTP, credentials from `auth_files`, no certificate directories, quick retries.
 fn access<'a>(auth_files: AuthFiles) -> Access<'a> {
-    Access { tls_verify: false, auth_files, cert_dirs: CertDirs::none(), retry: quick_retry(), ..Access::default() }
+    Access {
+        tls_verify: Some(false),
+        auth_files,
+        cert_dirs: CertDirs::none(),
+        retry: quick_retry(),
+        ..Access::default()
+    }
 }
 
 /// Pulls linux/amd64 with `access`.
@@ -79,8 +85,8 @@ fn pulls_what_skopeo_pushed_with_credentials_from_the_auth_file() {
     // manifest it pushes, so that is not the source's).
     let creds = reg.creds();
     let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &format!("docker://{reference}")]);
-    assert_eq!(pulled.manifest.digest, Digest::of(raw.as_bytes()).as_str());
-    assert_eq!(pulled.registry_digest, Digest::of(raw.as_bytes()));
+    assert_eq!(pulled.manifest.digest, Digest::sha256_of(raw.as_bytes()).as_str());
+    assert_eq!(pulled.registry_digest, Digest::sha256_of(raw.as_bytes()));
     assert_eq!(std::fs::read(out.join("blobs/sha256").join(pulled.registry_digest.hex())).unwrap(), raw.as_bytes());
     assert_eq!(pulled.config.digest, image.config_digest);
     // skopeo compressed the uncompressed layer on the way; the gzip one went as it was.
@@ -217,7 +223,7 @@ fn an_unreachable_registry_fails_quickly_after_the_retries() {
         format!("could not reach the registry 127.0.0.1:{port} (http://127.0.0.1:{port}/v2/) after 3 attempt(s)")
     );
     // With TLS verification on, only https is tried.
-    let options = pull_with(Access { tls_verify: true, ..access(AuthFiles::none()) });
+    let options = pull_with(Access { tls_verify: Some(true), ..access(AuthFiles::none()) });
     let err = pull(&reference, &options, tmp.path()).unwrap_err().to_string();
     assert!(err.contains(&format!("(https://127.0.0.1:{port}/v2/)")), "{err}");
 }
@@ -258,7 +264,7 @@ fn pushes_an_artifact_that_skopeo_sees() {
     assert_eq!(manifest["config"]["mediaType"], "application/vnd.oci.empty.v1+json");
     assert_eq!(manifest["layers"][0]["digest"], file_digest.as_str());
     assert_eq!(manifest["layers"][0]["annotations"][ANNOTATION_TITLE], "disk.efi");
-    assert_eq!(Digest::of(raw.as_bytes()).as_str(), pushed.manifest.digest);
+    assert_eq!(Digest::sha256_of(raw.as_bytes()).as_str(), pushed.manifest.digest);
 
     // Again: every blob is already there (HEAD), only the manifest is sent.
     events.borrow_mut().clear();
@@ -268,17 +274,17 @@ fn pushes_an_artifact_that_skopeo_sees() {
 
     // The pieces on their own: a blob, then a manifest naming it, by digest.
     let blob = push_blob(&reference, &options, "text/plain", BlobSource::Bytes(b"hello")).unwrap();
-    assert_eq!(blob.digest, Digest::of(b"hello").as_str());
+    assert_eq!(blob.digest, Digest::sha256_of(b"hello").as_str());
     let m = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": "text/plain",
-        "config": { "mediaType": "application/vnd.oci.empty.v1+json", "digest": Digest::of(b"{}").as_str(), "size": 2 },
+        "config": { "mediaType": "application/vnd.oci.empty.v1+json", "digest": Digest::sha256_of(b"{}").as_str(), "size": 2 },
         "layers": [blob],
     }))
     .unwrap();
-    let by_digest = Reference { tag: None, digest: Some(Digest::of(&m)), ..reference.clone() };
-    assert_eq!(push_manifest(&by_digest, &options, OCI_MANIFEST, &m).unwrap(), Digest::of(&m));
+    let by_digest = Reference { tag: None, digest: Some(Digest::sha256_of(&m)), ..reference.clone() };
+    assert_eq!(push_manifest(&by_digest, &options, OCI_MANIFEST, &m).unwrap(), Digest::sha256_of(&m));
     skopeo(&["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &format!("docker://{by_digest}")]);
 }
 
@@ -371,12 +377,12 @@ fn a_self_signed_registry_needs_tls_verification_off() {
     let reference = Reference::parse(&format!("{}/clay/tls:v1", reg.host())).unwrap();
     let auth = Some(Credentials::new(USER, PASSWORD));
 
-    let strict = pull_with(Access { tls_verify: true, auth: auth.clone(), ..access(AuthFiles::none()) });
+    let strict = pull_with(Access { tls_verify: Some(true), auth: auth.clone(), ..access(AuthFiles::none()) });
     let err = pull(&reference, &strict, &tmp.path().join("a")).unwrap_err();
     assert!(matches!(err, RegistryError::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains("--tls-verify=false"), "{err}");
 
-    let lax = pull_with(Access { tls_verify: false, auth, ..access(AuthFiles::none()) });
+    let lax = pull_with(Access { tls_verify: Some(false), auth, ..access(AuthFiles::none()) });
     let pulled = pull(&reference, &lax, &tmp.path().join("b")).unwrap();
     assert_eq!(pulled.layers.len(), 2);
     check_blob_files(&tmp.path().join("b"));
@@ -385,7 +391,7 @@ fn a_self_signed_registry_needs_tls_verification_off() {
 /// Pulls `reference` with verified TLS, the registry's credentials and these certificate directories.
 fn pull_verified(reference: &Reference, cert_dirs: CertDirs, layout: &Path) -> Result<Pulled> {
     let auth = Some(Credentials::new(USER, PASSWORD));
-    pull(reference, &pull_with(Access { tls_verify: true, auth, cert_dirs, ..access(AuthFiles::none()) }), layout)
+    pull(reference, &pull_with(Access { tls_verify: Some(true), auth, cert_dirs, ..access(AuthFiles::none()) }), layout)
 }
 
 #[test]
@@ -488,10 +494,117 @@ fn a_registry_that_asks_for_a_client_certificate_gets_the_one_in_the_certificate
     assert_eq!(pulled.layers.len(), 2);
     check_blob_files(&tmp.path().join("d"));
     let auth = Some(Credentials::new(USER, PASSWORD));
-    let lax =
-        pull_with(Access { tls_verify: false, auth, cert_dirs: CertDirs::fixed(&certs), ..access(AuthFiles::none()) });
+    let lax = pull_with(Access {
+        tls_verify: Some(false),
+        auth,
+        cert_dirs: CertDirs::fixed(&certs),
+        ..access(AuthFiles::none())
+    });
     pull(&reference, &lax, &tmp.path().join("e")).unwrap();
     std::fs::remove_file(certs.join("me.cert")).unwrap();
     let err = pull_verified(&reference, CertDirs::fixed(&certs), &tmp.path().join("f")).unwrap_err();
     assert!(err.to_string().contains("the client key has no certificate me.cert beside it"), "{err}");
+}
+
+/// registries.conf written to `dir` and parsed.
+fn registries(dir: &Path, text: &str) -> RegistriesConf {
+    let path = dir.join("registries.conf");
+    std::fs::write(&path, text).unwrap();
+    RegistriesConf::parse(text, &path, false).unwrap()
+}
+
+#[test]
+fn registries_conf_sends_pulls_to_mirrors_and_refuses_blocked_images() {
+    let (primary, mirror) = (Registry::start(), Registry::start());
+    let only_on_mirror = seed(&mirror, "cache/team/app:1", &[]);
+    let only_on_primary = seed(&primary, "team/tool:2", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    // Each registry's credentials, looked up by the host actually asked.
+    let auth_files = AuthFiles::new(vec![primary.auth_file(&a, USER, PASSWORD), mirror.auth_file(&b, USER, PASSWORD)]);
+    let dead = free_port();
+    let conf = registries(
+        tmp.path(),
+        &format!(
+            r#"
+            [[registry]]
+            prefix = "registry.example/team"
+            location = "{primary}/team"
+            insecure = true
+            [[registry.mirror]]
+            location = "127.0.0.1:{dead}/down"
+            insecure = true
+            [[registry.mirror]]
+            location = "{mirror}/cache/team"
+            insecure = true
+
+            [[registry]]
+            prefix = "registry.example/banned"
+            location = "{primary}/banned"
+            blocked = true
+            "#,
+            primary = primary.host(),
+            mirror = mirror.host(),
+        ),
+    );
+    // TLS verification is left to registries.conf, which calls these plain-HTTP registries insecure.
+    let mirrored = || Access { tls_verify: None, registries: conf.clone(), ..access(auth_files.clone()) };
+    let options = pull_with(mirrored());
+    let pull_to = |image: &str, dir: &str| pull(&Reference::parse(image).unwrap(), &options, &tmp.path().join(dir));
+
+    // The unreachable mirror is passed over at once; the next has the image.
+    let started = Instant::now();
+    let pulled = pull_to("registry.example/team/app:1", "app").unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20), "the dead mirror took {:?}", started.elapsed());
+    assert_eq!(pulled.reference.to_string(), "registry.example/team/app:1");
+    assert_eq!(pulled.source.to_string(), format!("{}/cache/team/app:1", mirror.host()));
+    assert_eq!(pulled.config.digest, only_on_mirror.config_digest);
+    assert_eq!(pulled.ref_name.as_deref(), Some("1"));
+    assert_eq!(check_blob_files(&tmp.path().join("app")), 4);
+
+    // An image no mirror has comes from the location the prefix was moved to.
+    let pulled = pull_to("registry.example/team/tool:2", "tool").unwrap();
+    assert_eq!(pulled.source.to_string(), format!("{}/team/tool:2", primary.host()));
+    assert_eq!(pulled.config.digest, only_on_primary.config_digest);
+
+    // An image nobody has: every place is named, the registry's answer last.
+    let err = pull_to("registry.example/team/none:3", "none").unwrap_err();
+    let said = format!("{err}: {}", std::error::Error::source(&err).map(|e| e.to_string()).unwrap_or_default());
+    assert!(said.starts_with("pulling registry.example/team/none:3 failed at its mirrors ("), "{said}");
+    assert!(said.contains(&format!("127.0.0.1:{dead}/down/none: could not reach the registry")), "{said}");
+    assert!(
+        said.contains(&format!("{}/cache/team/none: the registry {} has no manifest", mirror.host(), mirror.host())),
+        "{said}"
+    );
+    assert!(said.ends_with(&format!("the registry {} has no manifest `3` of team/none", primary.host())), "{said}");
+
+    // A blocked prefix is refused before any request.
+    let err = pull_to("registry.example/banned/app:1", "banned").unwrap_err().to_string();
+    let conf_file = tmp.path().join("registries.conf");
+    assert_eq!(
+        err,
+        format!(
+            "pulling registry.example/banned/app:1 is blocked: {} blocks `registry.example/banned`",
+            conf_file.display()
+        )
+    );
+    assert!(!tmp.path().join("banned").exists());
+
+    // --tls-verify=true overrules `insecure`: the plain-HTTP registry fails the handshake.
+    let strict = pull_with(Access { tls_verify: Some(true), ..mirrored() });
+    let err = pull(&Reference::parse("registry.example/team/tool:2").unwrap(), &strict, &tmp.path().join("strict"));
+    assert!(matches!(err, Err(RegistryError::MirrorsFailed { .. })), "{err:?}");
+
+    // Pushes honour `insecure` for the registry pushed to (moves and mirrors are for pulls): without it, the plain
+    // HTTP registry is refused.
+    let insecure_primary = format!("[[registry]]\nlocation = \"{}\"\ninsecure = true\n", primary.host());
+    let target = Reference::parse(&format!("{}/team/pushed:1", primary.host())).unwrap();
+    let blob = BlobSource::Bytes(b"pushed through registries.conf");
+    let push_with = |registries| Access { tls_verify: None, registries, ..access(auth_files.clone()) };
+    let pushed = push_blob(&target, &push_with(registries(tmp.path(), &insecure_primary)), "text/plain", blob);
+    assert!(pushed.is_ok(), "{pushed:?}");
+    let refused = push_blob(&target, &push_with(RegistriesConf::none()), "text/plain", blob);
+    assert!(matches!(refused, Err(RegistryError::Tls { .. })), "{refused:?}");
 }

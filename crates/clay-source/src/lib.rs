@@ -83,6 +83,9 @@ pub struct Source {
     pub config: Option<ImageConfig>,
     /// Layer digest checks still running (only with [`ReadOptions::defer_checks`]).
     pub checks: Checks,
+    /// Where a registry's image really came from, when registries.conf sent the pull elsewhere (a mirror, or a
+    /// location the name's prefix was moved to).
+    pub pulled_from: Option<String>,
 }
 
 /// Reads the source named by `spec` into a tree, for this machine's platform.
@@ -123,12 +126,23 @@ pub fn read_source_with_progress(
         ..clay_oci::ReadOptions::default()
     };
     let mut oci_warn = |w: String| warn(Warning(w));
+    let mut pulled_from = None;
     let image = match spec {
         SourceSpec::Dir(path) => {
-            return Ok(Source { tree: read_dir(path, warn)?, config: None, checks: Checks::default() })
+            return Ok(Source {
+                tree: read_dir(path, warn)?,
+                config: None,
+                checks: Checks::default(),
+                pulled_from: None,
+            })
         }
         SourceSpec::Tar(path) => {
-            return Ok(Source { tree: read_tar(path, warn)?, config: None, checks: Checks::default() })
+            return Ok(Source {
+                tree: read_tar(path, warn)?,
+                config: None,
+                checks: Checks::default(),
+                pulled_from: None,
+            })
         }
         SourceSpec::Oci { path, tag } => clay_oci::read_layout(path, tag.as_deref(), &oci_options, &mut oci_warn)?,
         SourceSpec::OciArchive { path, tag } => {
@@ -151,13 +165,14 @@ pub fn read_source_with_progress(
                 platform: options.platform.clone(),
                 access: clay_registry::Access { progress, ..options.registry.clone() },
             };
-            clay_registry::pull(&reference, &pull, layout.path())?;
+            let pulled = clay_registry::pull(&reference, &pull, layout.path())?;
+            pulled_from = Some(pulled.source.to_string()).filter(|_| pulled.source != pulled.reference);
             // The pull hashed every blob as it arrived; only the diff IDs are left to check.
-            let pulled = clay_oci::ReadOptions { blobs_verified: true, ..oci_options };
-            clay_oci::read_layout(layout.path(), None, &pulled, &mut oci_warn)?
+            let verified = clay_oci::ReadOptions { blobs_verified: true, ..oci_options };
+            clay_oci::read_layout(layout.path(), None, &verified, &mut oci_warn)?
         }
     };
-    Ok(Source { tree: image.tree, config: Some(image.config), checks: image.checks })
+    Ok(Source { tree: image.tree, config: Some(image.config), checks: image.checks, pulled_from })
 }
 
 /// Reads `docker-archive:PATH[:REF|:@INDEX]`. A reference is compared normalised, as skopeo compares it

@@ -44,6 +44,11 @@ fn main() -> ExitCode {
     // From the start, so that an interrupt at any point stops the programs clay started (a credential helper, the
     // KVM probe) and removes what it made.
     output::install_handler();
+    output::on_interrupt_say(match cli.command {
+        Command::Build(_) | Command::Keys(_) | Command::Sign(_) => "no output was written",
+        Command::Run(_) => "the virtual machine was stopped",
+        Command::Inspect(_) | Command::Verify(_) | Command::Push(_) => "",
+    });
     let result = match cli.command {
         Command::Build(args) => commands::build::run(args),
         Command::Run(args) => commands::run::run(args),

@@ -29,6 +29,8 @@ static UNDO: Mutex<Vec<(u64, Vec<String>)>> = Mutex::new(Vec::new());
 static UNDO_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Set by the signal handler as it starts: the process is ending, whatever else finishes meanwhile.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// What the handler's message adds after "interrupted": what became of the command's work ([`on_interrupt_say`]).
+static INTERRUPT_NOTE: Mutex<&str> = Mutex::new("");
 static HANDLER: Once = Once::new();
 
 /// How long an interrupted run waits for its children to end after asking them (SIGTERM), before it kills them.
@@ -251,6 +253,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Sets what an interrupted run says became of its work, after "clay: interrupted; " (for a command that writes
+/// outputs, "no output was written"). Without it the message is "clay: interrupted".
+pub fn on_interrupt_say(note: &'static str) {
+    *lock(&INTERRUPT_NOTE) = note;
+}
+
 /// Installs the signal handler (once; every type here does it too, so library-like callers need not).
 pub fn install_handler() {
     HANDLER.call_once(|| {
@@ -277,7 +285,10 @@ pub fn install_handler() {
                         .status();
                 }
             }
-            eprintln!("clay: interrupted; no output was written");
+            match *lock(&INTERRUPT_NOTE) {
+                "" => eprintln!("clay: interrupted"),
+                note => eprintln!("clay: interrupted; {note}"),
+            }
             std::process::exit(INTERRUPTED_EXIT);
         });
     });

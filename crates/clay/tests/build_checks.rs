@@ -178,6 +178,53 @@ fn bad_input_gets_one_clear_sentence_and_no_output() {
 }
 
 #[test]
+fn registries_conf_blocks_images_and_a_broken_one_is_named() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let out = w.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let efi = out.join("os.efi");
+    let conf = w.join("registries.conf");
+    std::fs::write(
+        &conf,
+        "[[registry]]\nprefix = \"docker.io/library\"\nlocation = \"docker.io/library\"\nblocked = true\n",
+    )
+    .unwrap();
+    let build = |image: &str| {
+        let mut c = clay();
+        c.args(["build", image, "-o", efi.to_str().unwrap()]).env("HOME", w);
+        c
+    };
+    // Named by podman's variable: the short name is Docker Hub's library, which the file blocks, before any request.
+    let err = clay_err(build("docker://alpine:3").env("CONTAINERS_REGISTRIES_CONF", &conf));
+    let said = format!("pulling docker.io/library/alpine:3 is blocked: {} blocks `docker.io/library`", conf.display());
+    assert!(err.contains(&said), "{err}");
+    // Named by the option, which comes before the variable.
+    let broken = w.join("broken.conf");
+    std::fs::write(&broken, "[[registry]]\nlocation = \"https://mirror.example\"\n").unwrap();
+    let err = clay_err(
+        build("docker://alpine:3").arg("--registries-conf").arg(&broken).env("CONTAINERS_REGISTRIES_CONF", &conf),
+    );
+    let said = format!(
+        "the registries configuration {} is unusable: `https://mirror.example` has a URL scheme",
+        broken.display()
+    );
+    assert!(err.contains(&said), "{err}");
+    let err = clay_err(build("docker://alpine:3").arg("--registries-conf").arg(w.join("none.conf")));
+    assert!(err.contains("none.conf is unusable: reading it failed"), "{err}");
+    assert_only(&out, &[]);
+    // A build from a directory does not read it.
+    let root = w.join("rootfs");
+    tiny_system(&root);
+    let built = clay()
+        .args(["build", root.to_str().unwrap(), "-o", efi.to_str().unwrap()])
+        .env("CONTAINERS_REGISTRIES_CONF", &broken)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+}
+
+#[test]
 fn sockets_are_skipped_with_a_warning() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("rootfs");

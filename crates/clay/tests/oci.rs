@@ -197,6 +197,34 @@ read -r server
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(std::fs::read(&helped).unwrap() == std::fs::read(&efi).unwrap(), "the helper's pull differs");
 
+    // registries.conf as podman reads it: the image named by a name that only the file's table maps to this
+    // registry (plain HTTP allowed by `insecure`, without --tls-verify), behind a mirror that is down. The same
+    // image, so the same bytes; clay says where it came from.
+    let conf = w.join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[registry]]\nprefix = \"registry.example/clay\"\nlocation = \"{host}/clay\"\ninsecure = true\n\
+             [[registry.mirror]]\nlocation = \"127.0.0.1:{dead}/mirror\"\ninsecure = true\n",
+            host = reg.host(),
+            dead = clay_testkit::registry::free_port()
+        ),
+    )
+    .unwrap();
+    let mapped = w.join("out/mapped.efi");
+    let out = clay()
+        .args(["build", "docker://registry.example/clay/tiny:1", "-f", "efi", "--cmdline", TINY_CMDLINE, "-o"])
+        .arg(&mapped)
+        .arg("--registries-conf")
+        .arg(&conf)
+        .env("REGISTRY_AUTH_FILE", &good)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains(&format!("clay: pulled from {}/clay/tiny:1, as registries.conf says", reg.host())), "{said}");
+    assert!(std::fs::read(&mapped).unwrap() == std::fs::read(&efi).unwrap(), "the mapped pull differs");
+
     // A registry on https whose certificate a private CA signed, and which asks clients for a certificate of that
     // CA: trusted and answered through a certificate directory, as podman reads them, with the same bytes.
     let tls = Registry::start_with(Tls::Ca { client_certs: true });

@@ -169,6 +169,8 @@ fn an_interrupted_run_stops_qemu_and_leaves_nothing_behind() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
     assert!(stopped, "clay left qemu running after it was stopped: {said}");
     assert_eq!(status.code(), Some(130), "{said}");
+    // It says what happened to the run: there was no output to lose.
+    assert!(said.contains("clay: interrupted; the virtual machine was stopped"), "{said}");
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "a stopped `clay run` left {left:?} in TMPDIR");
 }

@@ -78,7 +78,7 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 /// An OCI image config for these uncompressed layer tars.
 pub fn image_config(tars: &[&[u8]]) -> Vec<u8> {
-    let diff_ids: Vec<String> = tars.iter().map(|t| Digest::of(t).to_string()).collect();
+    let diff_ids: Vec<String> = tars.iter().map(|t| Digest::sha256_of(t).to_string()).collect();
     serde_json::to_vec(&json!({
         "architecture": "amd64",
         "os": "linux",
@@ -105,7 +105,7 @@ pub fn write_layout(dir: &Path, tag: &str) -> TestImage {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |bytes: &[u8]| {
-        let d = Digest::of(bytes);
+        let d = Digest::sha256_of(bytes);
         std::fs::write(blobs.join(d.hex()), bytes).unwrap();
         d.to_string()
     };

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use clay_registry::{Access, AuthFiles, CertDirs, Credentials, RetryPolicy};
+use clay_registry::{Access, AuthFiles, CertDirs, Credentials, RegistriesConf, RetryPolicy};
 
 #[derive(Clone, Debug, Args)]
 pub struct RegistryArgs {
-    /// --tls-verify=false accepts any certificate and falls back to plain HTTP, for test and private registries.
-    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true",
-          action = clap::ArgAction::Set)]
-    pub tls_verify: bool,
+    /// --tls-verify=false accepts any certificate and falls back to plain HTTP, for test and private registries
+    /// [default: true, unless registries.conf marks the registry `insecure`].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub tls_verify: Option<bool>,
     /// Credentials for the registry [default: from $REGISTRY_AUTH_FILE, podman's and docker's auth files and the
     /// credential helpers docker's names].
     #[arg(long, value_name = "USER:PASSWORD")]
@@ -25,10 +25,16 @@ pub struct RegistryArgs {
     /// /etc/containers/certs.d or /etc/docker/certs.d].
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
+    /// The registries configuration (containers-registries.conf(5)): insecure and blocked registries, moved
+    /// namespaces and mirrors [default: $CONTAINERS_REGISTRIES_CONF, else ~/.config/containers/registries.conf if it
+    /// exists, else /etc/containers/registries.conf; with the drop-ins of registries.conf.d].
+    #[arg(long, value_name = "FILE")]
+    pub registries_conf: Option<PathBuf>,
 }
 
 impl RegistryArgs {
-    /// TLS and credentials as the options say; what they leave open is looked up where podman and docker look.
+    /// TLS, credentials and registries.conf as the options say; what they leave open is looked up where podman and
+    /// docker look.
     pub fn access(&self) -> Result<Access<'static>> {
         let credentials = match &self.creds {
             Some(creds) => match creds.split_once(':') {
@@ -39,6 +45,7 @@ impl RegistryArgs {
         };
         Ok(Access {
             tls_verify: self.tls_verify,
+            registries: RegistriesConf::from_env(self.registries_conf.as_deref())?,
             auth: credentials,
             auth_files: self.authfile.clone().map_or_else(AuthFiles::from_env, |p| AuthFiles::new(vec![p])),
             cert_dirs: self.cert_dir.clone().map_or_else(CertDirs::from_env, CertDirs::fixed),

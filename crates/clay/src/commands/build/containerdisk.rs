@@ -108,8 +108,8 @@ pub fn write(raw: &RawFile<'_>, seed: [u8; 16], epoch: Option<i64>, output: &mut
 
     let mut tail = Vec::new();
     for (name, bytes) in [
-        (format!("blobs/sha256/{}", Digest::of(&config).hex()), &config[..]),
-        (format!("blobs/sha256/{}", Digest::of(&manifest).hex()), &manifest[..]),
+        (format!("blobs/sha256/{}", Digest::sha256_of(&config).hex()), &config[..]),
+        (format!("blobs/sha256/{}", Digest::sha256_of(&manifest).hex()), &manifest[..]),
         ("index.json".to_owned(), &index[..]),
         ("oci-layout".to_owned(), OCI_LAYOUT_CONTENT),
     ] {
@@ -141,7 +141,7 @@ fn config_json(layer: &Digest, epoch: Option<i64>) -> Result<Vec<u8>> {
 fn descriptor(media_type: &str, bytes: &[u8]) -> Descriptor {
     Descriptor {
         media_type: media_type.to_owned(),
-        digest: Digest::of(bytes).to_string(),
+        digest: Digest::sha256_of(bytes).to_string(),
         size: bytes.len() as u64,
         ..Descriptor::default()
     }

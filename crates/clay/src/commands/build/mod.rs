@@ -260,7 +260,11 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     };
     let read_options = clay_source::ReadOptions {
         platform: args.platform.clone(),
-        registry: args.registry.access()?,
+        // registries.conf is read only for a registry's image, so that a broken one cannot stop other builds.
+        registry: match spec {
+            SourceSpec::Registry { .. } => args.registry.access()?,
+            _ => clay_registry::Access::default(),
+        },
         scratch_dir: scratch.as_ref().map(|s| s.path().to_owned()),
         lookahead: lookahead.clone().map(|l| l as Arc<dyn clay_source::Lookahead>),
         // The layers are hashed while the OS is built from them, and checked before any output is renamed.
@@ -269,6 +273,9 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let progress = crate::progress::blobs();
     let progress = progress.as_ref().map(|p| p as &dyn Fn(clay_registry::ProgressEvent));
     let source = clay_source::read_source_with_progress(&spec, &read_options, &mut |w| warn(&w.0), progress)?;
+    if let Some(from) = &source.pulled_from {
+        status(&format!("pulled from {from}, as registries.conf says"));
+    }
     let ahead = lookahead.map_or_else(ahead::Blocks::default, |l| l.finish());
     let written = write_outputs(&args, &formats, &source.tree, signer.as_ref(), &ahead, epoch);
     // An image's layers were hashed while all of that was built: nothing is renamed into place unless they match
