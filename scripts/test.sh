@@ -13,7 +13,7 @@ fi
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target"
 free_mib=$(df --output=avail -m "$target" | tail -n 1 | tr -d ' ')
-echo "test: ${free_mib} MiB free for $target (the whole suite needs about 4 GiB)"
+echo "test: ${free_mib} MiB free for $target (a cold run of the whole suite needs about 3 GiB)"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
