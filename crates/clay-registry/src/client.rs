@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::thread::sleep;
 use std::time::Duration;
@@ -38,6 +38,7 @@ pub(crate) struct SessionOptions<'a> {
     pub cert_dirs: &'a CertDirs,
     pub retry: RetryPolicy,
     pub progress: Option<&'a dyn Fn(ProgressEvent)>,
+    pub upload_chunk: u64,
 }
 
 /// The body of a request, re-readable so that a retry can send it again.
@@ -45,10 +46,12 @@ pub(crate) struct SessionOptions<'a> {
 pub(crate) enum ReqBody<'b> {
     Empty,
     Bytes(&'b [u8]),
-    /// A file of this many bytes, reported to progress as this blob.
+    /// `len` bytes of a file from `offset` on: part of the blob `digest` of `total` bytes, as progress reports it.
     File {
         path: &'b Path,
+        offset: u64,
         len: u64,
+        total: u64,
         digest: &'b str,
         role: BlobRole,
     },
@@ -62,11 +65,20 @@ pub(crate) struct Req<'b> {
     pub body: ReqBody<'b>,
     /// What the request is for, to finish error sentences ("the manifest `latest` of clay/test").
     pub what: String,
+    /// Sent at most once: a blind retry could corrupt what the registry holds (an upload's data). The caller
+    /// recovers, and a transient failure comes back as [`RegistryError::Unreachable`].
+    pub once: bool,
 }
 
 impl<'b> Req<'b> {
     pub fn new(method: http::Method, url: impl Into<String>, what: impl Into<String>) -> Self {
-        Self { method, url: url.into(), headers: Vec::new(), body: ReqBody::Empty, what: what.into() }
+        Self { method, url: url.into(), headers: Vec::new(), body: ReqBody::Empty, what: what.into(), once: false }
+    }
+
+    /// See [`Req::once`].
+    pub fn once(mut self) -> Self {
+        self.once = true;
+        self
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -106,6 +118,7 @@ pub(crate) struct Session<'a> {
     auth: AuthState,
     pub retry: RetryPolicy,
     pub progress: Option<&'a dyn Fn(ProgressEvent)>,
+    pub upload_chunk: u64,
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -142,7 +155,7 @@ fn is_tls_failure(e: &ureq::Error) -> bool {
     }
 }
 
-fn transient_status(status: u16) -> bool {
+pub(crate) fn transient_status(status: u16) -> bool {
     status == 429 || (500..=599).contains(&status)
 }
 
@@ -181,6 +194,7 @@ impl<'a> Session<'a> {
             auth: AuthState::None,
             retry: opts.retry,
             progress: opts.progress,
+            upload_chunk: opts.upload_chunk,
         };
         let schemes: &[&str] = if opts.tls_verify { &["https"] } else { &["https", "http"] };
         let mut last_err = None;
@@ -443,7 +457,7 @@ impl<'a> Session<'a> {
 
     fn send_raw_retrying(&self, req: &Req<'_>, authorization: Option<String>) -> Result<Response<Body>> {
         let url = if req.url.starts_with('/') { format!("{}{}", self.base, req.url) } else { req.url.clone() };
-        let attempts = self.retry.attempts.max(1);
+        let attempts = if req.once { 1 } else { self.retry.attempts.max(1) };
         let mut attempt = 1;
         loop {
             let result = self.send_once(req, &url, authorization.as_deref());
@@ -457,8 +471,8 @@ impl<'a> Session<'a> {
             };
             match (wait, result) {
                 (Some(wait), _) if attempt < attempts => {
-                    if let ReqBody::File { digest, role, len, .. } = req.body {
-                        self.report(digest, role, 0, len, ProgressState::Retrying { attempt });
+                    if let ReqBody::File { digest, role, offset, total, .. } = req.body {
+                        self.report(digest, role, offset, total, ProgressState::Retrying { attempt });
                     }
                     sleep(wait);
                     attempt += 1;
@@ -499,14 +513,15 @@ impl<'a> Session<'a> {
                 let request = builder.header("content-length", bytes.len()).body(bytes).map_err(http_error)?;
                 self.agent.run(request)
             }
-            ReqBody::File { path, len, digest, role } => {
-                let file = File::open(path).map_err(|e| RegistryError::io("opening", path, e))?;
+            ReqBody::File { path, offset, len, total, digest, role } => {
+                let mut file = File::open(path).map_err(|e| RegistryError::io("opening", path, e))?;
+                file.seek(SeekFrom::Start(offset)).map_err(|e| RegistryError::io("reading", path, e))?;
                 let mut reader = ProgressReader {
                     inner: file.take(len),
                     done: 0,
                     last: 0,
                     total: len,
-                    report: &|done| self.report(digest, role, done, len, ProgressState::Transferring),
+                    report: &|done| self.report(digest, role, offset + done, total, ProgressState::Transferring),
                 };
                 let request = builder
                     .header("content-length", len)

@@ -87,6 +87,8 @@ pub enum RegistryError {
     BadLayout { dir: PathBuf, reason: String },
     #[error("the registry {registry} sent a bad upload location `{location}`")]
     BadLocation { registry: String, location: String },
+    #[error("the registry {registry} answered an upload of {what} with the range `{range}`, which does not follow the {sent} bytes sent")]
+    BadUploadRange { registry: String, what: String, range: String, sent: u64 },
     #[error("the registry {registry} stored the manifest of {image} as {actual}, not {expected}")]
     ManifestDigestMismatch { registry: String, image: String, expected: String, actual: String },
     #[error("{action} {} failed", path.display())]

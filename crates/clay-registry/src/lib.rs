@@ -127,7 +127,13 @@ pub struct Access<'a> {
     pub cert_dirs: CertDirs,
     pub progress: Option<&'a dyn Fn(ProgressEvent)>,
     pub retry: RetryPolicy,
+    /// Blobs larger than this are uploaded in chunks of this size (or of the registry's `OCI-Chunk-Min-Length`,
+    /// when larger), so that an upload cut off halfway resumes where the registry says it stopped.
+    pub upload_chunk: u64,
 }
+
+/// The default [`Access::upload_chunk`]: 32 MiB.
+pub const DEFAULT_UPLOAD_CHUNK: u64 = 32 << 20;
 
 impl Default for Access<'_> {
     fn default() -> Self {
@@ -139,6 +145,7 @@ impl Default for Access<'_> {
             cert_dirs: CertDirs::from_env(),
             progress: None,
             retry: RetryPolicy::default(),
+            upload_chunk: DEFAULT_UPLOAD_CHUNK,
         }
     }
 }
@@ -153,6 +160,7 @@ impl std::fmt::Debug for Access<'_> {
             .field("cert_dirs", &self.cert_dirs)
             .field("progress", &self.progress.is_some())
             .field("retry", &self.retry)
+            .field("upload_chunk", &self.upload_chunk)
             .finish()
     }
 }
@@ -173,6 +181,7 @@ impl Access<'_> {
             cert_dirs: &self.cert_dirs,
             retry: self.retry,
             progress: self.progress,
+            upload_chunk: self.upload_chunk,
         }
     }
 }

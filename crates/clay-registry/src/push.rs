@@ -1,12 +1,16 @@
-//! Pushing: blobs (HEAD to skip what the registry has, then POST an upload and PUT it whole, per the OCI
-//! distribution spec "Pushing a blob monolithically"), manifests, and whole images from an OCI layout or from parts.
+//! Pushing: blobs (HEAD to skip what the registry has, then POST an upload and PUT it whole, or, when it is larger
+//! than the chunk size, PATCH it in chunks that resume after a failure, per the OCI distribution spec), manifests,
+//! and whole images from an OCI layout or from parts.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ureq::http::Method;
+use std::thread::sleep;
 
-use crate::client::{append_query, Req, ReqBody, Session};
+use ureq::http::{Method, Response};
+use ureq::Body;
+
+use crate::client::{append_query, transient_status, Req, ReqBody, Session};
 use crate::digest::{digest_file, Digest};
 use crate::error::{RegistryError, Result};
 use crate::layout::{layout_kind, Layout};
@@ -195,7 +199,8 @@ fn upload_blob(
     upload_measured(s, media_type, blob, measured, role, annotations)
 }
 
-/// Uploads a blob whose digest and size are already known (HEAD first, then POST and a monolithic PUT).
+/// Uploads a blob whose digest and size are already known: HEAD first, to skip what the registry has; then, up to
+/// the session's chunk size, one PUT; beyond it, chunks that resume where the registry says it stopped.
 fn upload_measured(
     s: &mut Session<'_>,
     media_type: &str,
@@ -223,31 +228,217 @@ fn upload_measured(
         _ => return Err(s.status_error(resp, &what)),
     }
     s.report(digest.as_str(), role, 0, size, ProgressState::Started);
-
-    let start = Req::new(Method::POST, s.url("blobs/uploads/"), format!("an upload to {}", s.repository))
-        .header("content-length", "0");
-    let resp = s.send(&start)?;
-    if resp.status() != 202 {
-        return Err(s.status_error(resp, &format!("an upload to {}", s.repository)));
-    }
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .ok_or_else(|| RegistryError::BadLocation { registry: s.registry.clone(), location: String::new() })?;
-    let url = append_query(&s.resolve(&location)?, &BTreeMap::from([("digest", digest.to_string())]));
-    let body = match blob {
-        BlobSource::File(path) => ReqBody::File { path, len: size, digest: digest.as_str(), role },
-        BlobSource::Bytes(bytes) => ReqBody::Bytes(bytes),
-    };
-    let put = Req::new(Method::PUT, url, what.clone()).header("content-type", "application/octet-stream").body(body);
-    let resp = s.send(&put)?;
-    if resp.status() != 201 {
-        return Err(s.status_error(resp, &what));
+    let upload = Upload { blob, digest: &digest, size, role, what };
+    if size <= s.upload_chunk {
+        upload.whole(s)?;
+    } else {
+        upload.chunked(s)?;
     }
     s.report(digest.as_str(), role, size, size, ProgressState::Finished);
     Ok(desc)
+}
+
+/// One blob on its way to the registry.
+struct Upload<'b> {
+    blob: BlobSource<'b>,
+    digest: &'b Digest,
+    size: u64,
+    role: BlobRole,
+    /// "blob sha256:… of REPOSITORY", for messages.
+    what: String,
+}
+
+impl Upload<'_> {
+    /// Bytes `offset..offset + len` of the blob as a request body.
+    fn part(&self, offset: u64, len: u64) -> ReqBody<'_> {
+        match self.blob {
+            BlobSource::File(path) => {
+                ReqBody::File { path, offset, len, total: self.size, digest: self.digest.as_str(), role: self.role }
+            }
+            BlobSource::Bytes(bytes) => {
+                let at = |n: u64| usize::try_from(n).unwrap_or(usize::MAX).min(bytes.len());
+                ReqBody::Bytes(bytes.get(at(offset)..at(offset.saturating_add(len))).unwrap_or_default())
+            }
+        }
+    }
+
+    /// The blob in one PUT (the OCI distribution spec, "Pushing a blob monolithically"). A PUT cut off halfway may
+    /// leave its first part in the upload, so each try starts a new upload rather than sending the PUT again.
+    fn whole(&self, s: &mut Session<'_>) -> Result<()> {
+        let attempts = s.retry.attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let (location, _) = start_upload(s)?;
+            let url = append_query(&location, &BTreeMap::from([("digest", self.digest.to_string())]));
+            let put = Req::new(Method::PUT, url, self.what.clone())
+                .header("content-type", "application/octet-stream")
+                .body(self.part(0, self.size))
+                .once();
+            let failure = match s.send(&put) {
+                Ok(resp) if resp.status() == 201 => return Ok(()),
+                Ok(resp) if transient_status(resp.status().as_u16()) => s.status_error(resp, &self.what),
+                Ok(resp) => return Err(s.status_error(resp, &self.what)),
+                Err(e @ RegistryError::Unreachable { .. }) => e,
+                Err(e) => return Err(e),
+            };
+            if attempt >= attempts {
+                return Err(gave_up(failure, attempt));
+            }
+            self.retrying(s, 0, attempt);
+            attempt += 1;
+        }
+    }
+
+    /// The blob in PATCH requests of at most the chunk size, each saying its `Content-Range`, then an empty PUT
+    /// that names the digest (the OCI distribution spec, "Pushing a blob in chunks"). When a chunk fails, the
+    /// upload's status (a GET of its location) says how much the registry holds, and sending goes on from there;
+    /// when the registry has given the upload up, a new one starts.
+    fn chunked(&self, s: &mut Session<'_>) -> Result<()> {
+        let (mut location, min_chunk) = start_upload(s)?;
+        let chunk = s.upload_chunk.max(min_chunk).max(1);
+        let attempts = s.retry.attempts.max(1);
+        // Failures in a row without getting further than ever before: a registry that takes a few chunks and then
+        // gives the upload up each time cannot keep the push going forever.
+        let mut failures = 0;
+        let mut furthest = 0;
+        let mut offset = 0;
+        while offset < self.size {
+            let len = chunk.min(self.size - offset);
+            let patch = Req::new(Method::PATCH, location.clone(), self.what.clone())
+                .header("content-type", "application/octet-stream")
+                .header("content-range", format!("{offset}-{}", offset + len - 1))
+                .body(self.part(offset, len))
+                .once();
+            let failure = match s.send(&patch) {
+                Ok(resp) if resp.status() == 202 => {
+                    let range = header(&resp, "range");
+                    let held = range.as_deref().map_or(Some(offset + len), held_bytes);
+                    match held.filter(|h| *h <= offset + len) {
+                        Some(held) if held > offset => {
+                            location = next_location(s, &resp, location)?;
+                            offset = held;
+                            if held > furthest {
+                                furthest = held;
+                                failures = 0;
+                            }
+                            continue;
+                        }
+                        _ => RegistryError::BadUploadRange {
+                            registry: s.registry.clone(),
+                            what: self.what.clone(),
+                            range: range.unwrap_or_default(),
+                            sent: offset + len,
+                        },
+                    }
+                }
+                Ok(resp) if resp.status() == 416 || transient_status(resp.status().as_u16()) => {
+                    s.status_error(resp, &self.what)
+                }
+                Ok(resp) => return Err(s.status_error(resp, &self.what)),
+                Err(e @ RegistryError::Unreachable { .. }) => e,
+                Err(e) => return Err(e),
+            };
+            failures += 1;
+            if failures >= attempts {
+                return Err(gave_up(failure, failures));
+            }
+            self.retrying(s, offset, failures);
+            (location, offset) = match self.status(s, location)? {
+                Some(resumed) => resumed,
+                // The registry gave the upload up: the reference registry does once an upload holds other than what
+                // its last answer said, as after a chunk cut off halfway. Start again.
+                None => (start_upload(s)?.0, 0),
+            };
+        }
+        let url = append_query(&location, &BTreeMap::from([("digest", self.digest.to_string())]));
+        let put = Req::new(Method::PUT, url, self.what.clone()).header("content-length", "0");
+        let resp = s.send(&put)?;
+        match resp.status().as_u16() {
+            201 => Ok(()),
+            // A PUT tried again after its first try was taken but its answer lost: the upload is gone, the blob there.
+            404 if self.registry_has(s)? => Ok(()),
+            _ => Err(s.status_error(resp, &self.what)),
+        }
+    }
+
+    fn registry_has(&self, s: &mut Session<'_>) -> Result<bool> {
+        let head = Req::new(Method::HEAD, s.url(&format!("blobs/{}", self.digest)), self.what.clone());
+        Ok(s.send(&head)?.status() == 200)
+    }
+
+    /// Says a try failed and waits before the next.
+    fn retrying(&self, s: &Session<'_>, offset: u64, attempt: u32) {
+        s.report(self.digest.as_str(), self.role, offset, self.size, ProgressState::Retrying { attempt });
+        sleep(s.retry.backoff(attempt));
+    }
+
+    /// Where the upload now stands: its next location, and how many bytes the registry holds; `None` when the
+    /// registry no longer knows it or calls it invalid.
+    fn status(&self, s: &mut Session<'_>, location: String) -> Result<Option<(String, u64)>> {
+        let resp = s.send(&Req::new(Method::GET, location.clone(), self.what.clone()))?;
+        match resp.status().as_u16() {
+            204 => {}
+            400 | 404 => return Ok(None),
+            _ => return Err(s.status_error(resp, &self.what)),
+        }
+        let range = header(&resp, "range");
+        let held = match range.as_deref() {
+            None => Some(0),
+            Some(r) => held_bytes(r).filter(|h| *h <= self.size),
+        };
+        let Some(held) = held else {
+            let range = range.unwrap_or_default();
+            let (registry, what) = (s.registry.clone(), self.what.clone());
+            return Err(RegistryError::BadUploadRange { registry, what, range, sent: self.size });
+        };
+        Ok(Some((next_location(s, &resp, location)?, held)))
+    }
+}
+
+/// Starts an upload (POST): its absolute location, and the smallest chunk the registry takes
+/// (`OCI-Chunk-Min-Length`, 0 when it names none).
+fn start_upload(s: &mut Session<'_>) -> Result<(String, u64)> {
+    let what = format!("an upload to {}", s.repository);
+    let start = Req::new(Method::POST, s.url("blobs/uploads/"), what.clone()).header("content-length", "0");
+    let resp = s.send(&start)?;
+    if resp.status() != 202 {
+        return Err(s.status_error(resp, &what));
+    }
+    let min_chunk = header(&resp, "oci-chunk-min-length").and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let location = header(&resp, "location")
+        .ok_or_else(|| RegistryError::BadLocation { registry: s.registry.clone(), location: String::new() })?;
+    Ok((s.resolve(&location)?, min_chunk))
+}
+
+/// The `Location` an upload answer names for the next request, or the current one when it names none.
+fn next_location(s: &Session<'_>, resp: &Response<Body>, current: String) -> Result<String> {
+    match header(resp, "location") {
+        Some(location) => s.resolve(&location),
+        None => Ok(current),
+    }
+}
+
+fn header(resp: &Response<Body>, name: &str) -> Option<String> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// The bytes an upload's `Range: 0-END` says the registry holds. END is inclusive, but the reference registry
+/// answers `0-0` for an empty upload too, so that means none.
+fn held_bytes(range: &str) -> Option<u64> {
+    let range = range.trim();
+    let range = range.strip_prefix("bytes=").unwrap_or(range);
+    let end: u64 = range.strip_prefix("0-")?.parse().ok()?;
+    Some(if end == 0 { 0 } else { end + 1 })
+}
+
+/// A transient failure that outlasted its tries, counted as what they were.
+fn gave_up(failure: RegistryError, attempts: u32) -> RegistryError {
+    match failure {
+        RegistryError::Unreachable { registry, url, source, .. } => {
+            RegistryError::Unreachable { registry, url, attempts, source }
+        }
+        other => other,
+    }
 }
 
 fn put_manifest(s: &mut Session<'_>, reference: &Reference, media_type: &str, bytes: &[u8]) -> Result<Digest> {

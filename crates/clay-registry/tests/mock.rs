@@ -535,3 +535,167 @@ fn identity_tokens_are_traded_at_the_token_server() {
     );
     assert!(basic.seen.lock().unwrap().iter().all(|r| !r.headers.contains_key("authorization")));
 }
+
+/// The uploads a scripted registry holds, and the blobs finished.
+#[derive(Default)]
+struct Uploads {
+    /// Each upload's bytes; `None` once the registry gave it up.
+    held: Vec<Option<Vec<u8>>>,
+    blobs: std::collections::BTreeMap<String, Vec<u8>>,
+    /// Content-Range starts of the PATCH requests, in order.
+    patches: Vec<u64>,
+}
+
+/// How a scripted registry treats an upload location whose state is out of date.
+#[derive(Clone, Copy, PartialEq)]
+enum Stale {
+    /// Its status can still be asked for, as the OCI distribution spec lets clients resume.
+    Resumable,
+    /// The upload is given up (BLOB_UPLOAD_INVALID), as the reference registry does once its size is not what the
+    /// location's state says.
+    GivenUp,
+}
+
+/// A registry that takes uploads in one PUT or in PATCH chunks, checking each `Content-Range` against what it holds
+/// and moving the upload's `Location` on after every answer. `cut(request, uploads)` says whether a PATCH or PUT is
+/// cut off before its answer, after the registry kept the first half of its body.
+fn upload_registry(
+    stale: Stale,
+    cut: impl Fn(&SeenRequest, &Uploads) -> bool + Send + Sync + 'static,
+) -> (MockServer, Arc<std::sync::Mutex<Uploads>>) {
+    let uploads = Arc::new(std::sync::Mutex::new(Uploads::default()));
+    let state = uploads.clone();
+    let server = MockServer::start(move |req| {
+        let mut u = state.lock().unwrap();
+        let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+        let location = |id: usize, held: usize| format!("/v2/clay/push/blobs/uploads/{id}?state={held}");
+        let range = |held: usize| format!("0-{}", held.saturating_sub(1));
+        let upload = path.strip_prefix("/v2/clay/push/blobs/uploads/").and_then(|id| id.parse::<usize>().ok());
+        if let Some(id) = upload {
+            let Some(held) = u.held.get(id).cloned().flatten() else {
+                return Reply::new(404, r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"unknown"}]}"#);
+            };
+            let current = query.split('&').next() == Some(&format!("state={}", held.len()));
+            if !current && (stale == Stale::GivenUp || req.method != "GET") {
+                u.held[id] = None;
+                return Reply::new(400, r#"{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"wrong offset"}]}"#);
+            }
+        }
+        match (req.method.as_str(), path, upload) {
+            ("GET", "/v2/", _) => Reply::new(200, "{}"),
+            ("HEAD", p, _) if p.starts_with("/v2/clay/push/blobs/sha256:") => Reply::new(404, ""),
+            ("POST", "/v2/clay/push/blobs/uploads/", _) => {
+                u.held.push(Some(Vec::new()));
+                let id = u.held.len() - 1;
+                Reply::new(202, "").header("Location", &location(id, 0)).header("Range", "0-0")
+            }
+            ("GET", _, Some(id)) => {
+                let held = u.held[id].as_ref().unwrap().len();
+                Reply::new(204, "").header("Location", &location(id, held)).header("Range", &range(held))
+            }
+            ("PATCH" | "PUT", _, Some(id)) => {
+                if req.method == "PATCH" {
+                    let start: u64 = req.headers["content-range"].split('-').next().unwrap().parse().unwrap();
+                    u.patches.push(start);
+                    if start != u.held[id].as_ref().unwrap().len() as u64 {
+                        return Reply::new(416, "");
+                    }
+                }
+                let cut_off = cut(req, &u);
+                let body = if cut_off { &req.body[..req.body.len() / 2] } else { &req.body[..] };
+                u.held[id].as_mut().unwrap().extend_from_slice(body);
+                let held = u.held[id].clone().unwrap();
+                if cut_off {
+                    Reply::new(0, "")
+                } else if req.method == "PATCH" {
+                    Reply::new(202, "")
+                        .header("Location", &location(id, held.len()))
+                        .header("Range", &range(held.len()))
+                } else {
+                    let digest = query.split("digest=").nth(1).unwrap().replace("%3A", ":");
+                    if Digest::sha256_of(&held).as_str() != digest {
+                        return Reply::new(400, r#"{"errors":[{"code":"DIGEST_INVALID","message":"mismatch"}]}"#);
+                    }
+                    u.blobs.insert(digest, held);
+                    Reply::new(201, "")
+                }
+            }
+            _ => Reply::new(404, ""),
+        }
+    });
+    (server, uploads)
+}
+
+/// A blob larger than the chunk size goes up in chunks. One cut off halfway resumes at the byte the registry's
+/// status names, in the same upload; a registry that gives the upload up (the reference one does) gets a new one.
+/// A smaller blob goes up in one PUT, and a PUT cut off halfway starts a new upload, since the old one holds part
+/// of it. Failing every try ends in one sentence that counts them.
+#[test]
+fn uploads_cut_off_halfway_resume_where_the_registry_stopped() {
+    const CHUNK: u64 = 16 << 10;
+    let tmp = tempfile::tempdir().unwrap();
+    let big = noise(100_000, 11);
+    let path = tmp.path().join("disk.qcow2");
+    std::fs::write(&path, &big).unwrap();
+    let push = |server: &MockServer, opts: &PushOptions<'_>, blob: BlobSource<'_>| {
+        let reference = Reference::parse(&format!("{}/clay/push:v1", server.host())).unwrap();
+        push_blob(&reference, opts, "application/octet-stream", blob)
+    };
+
+    // The third chunk is cut off after half of it.
+    let (server, uploads) = upload_registry(Stale::Resumable, |req, u| req.method == "PATCH" && u.patches.len() == 3);
+    let events = std::cell::RefCell::new(Vec::new());
+    let record = |e: ProgressEvent| events.borrow_mut().push(e);
+    let opts = PushOptions { upload_chunk: CHUNK, progress: Some(&record), ..access() };
+    let desc = push(&server, &opts, BlobSource::File(&path)).unwrap();
+    let u = uploads.lock().unwrap();
+    assert_eq!(desc.digest, Digest::sha256_of(&big).as_str());
+    assert_eq!(u.blobs.get(&desc.digest), Some(&big), "the registry holds the blob whole");
+    assert_eq!(u.held.len(), 1, "one upload, resumed rather than started again");
+    let resumed = CHUNK * 2 + CHUNK / 2;
+    assert_eq!(u.patches, [0, CHUNK, CHUNK * 2, resumed, resumed + CHUNK, resumed + CHUNK * 2, resumed + CHUNK * 3]);
+    let events = events.borrow();
+    assert!(events.iter().any(|e| e.state == ProgressState::Retrying { attempt: 1 } && e.done == CHUNK * 2));
+    assert_eq!(events.last().map(|e| (e.state, e.done)), Some((ProgressState::Finished, big.len() as u64)));
+    drop(u);
+
+    // The same cut at a registry that then gives the upload up: a second upload takes the blob from the start.
+    let (server, uploads) = upload_registry(Stale::GivenUp, |req, u| req.method == "PATCH" && u.patches.len() == 3);
+    let opts = PushOptions { upload_chunk: CHUNK, ..access() };
+    let desc = push(&server, &opts, BlobSource::File(&path)).unwrap();
+    let u = uploads.lock().unwrap();
+    assert_eq!(u.blobs.get(&desc.digest), Some(&big));
+    assert_eq!(u.held.len(), 2);
+    assert_eq!(u.patches, [0, CHUNK, CHUNK * 2, 0, CHUNK, CHUNK * 2, CHUNK * 3, CHUNK * 4, CHUNK * 5, CHUNK * 6]);
+    drop(u);
+
+    // One PUT, cut off halfway: the retry starts a second upload and sends the blob whole there.
+    let small = noise(3000, 12);
+    let (server, uploads) = upload_registry(Stale::Resumable, |req, u| req.method == "PUT" && u.held.len() == 1);
+    let desc = push(&server, &opts, BlobSource::Bytes(&small)).unwrap();
+    let u = uploads.lock().unwrap();
+    assert_eq!(u.blobs.get(&desc.digest), Some(&small));
+    assert_eq!(u.held.len(), 2);
+    assert_eq!(u.held[0].as_ref().map(Vec::len), Some(small.len() / 2), "the first upload kept half and was left");
+    assert!(u.patches.is_empty());
+    drop(u);
+
+    // A registry that cuts off every chunk: the push gives up after the policy's tries, saying how many.
+    let (server, uploads) = upload_registry(Stale::Resumable, |req, _| req.method == "PATCH");
+    let message = push(&server, &opts, BlobSource::File(&path)).unwrap_err().to_string();
+    assert!(message.starts_with(&format!("could not reach the registry {} (", server.host())), "{message}");
+    assert!(message.ends_with("after 3 attempt(s)"), "{message}");
+    let u = uploads.lock().unwrap();
+    assert!(u.blobs.is_empty());
+    assert_eq!(u.patches.len(), 3);
+    drop(u);
+
+    // One that cuts off the third chunk of every upload and then gives the upload up: starting again gets no
+    // further, so the push ends too.
+    let (server, uploads) = upload_registry(Stale::GivenUp, |req, u| {
+        req.method == "PATCH" && u.held.last().unwrap().as_ref().unwrap().len() as u64 == CHUNK * 2
+    });
+    let message = push(&server, &opts, BlobSource::File(&path)).unwrap_err().to_string();
+    assert!(message.ends_with("after 3 attempt(s)"), "{message}");
+    assert_eq!(uploads.lock().unwrap().held.len(), 3, "three uploads, each cut at the same chunk");
+}

@@ -312,8 +312,11 @@ fn a_container_disk_round_trips_through_skopeo() {
         ..ImageParts::default()
     };
     let reference = Reference::parse(&format!("{}/clay/disk:v1", reg.host())).unwrap();
-    let options = push_options(auth_env(&auth));
+    // Chunks of 512 KiB: the 2 MiB layer goes up in PATCH requests, as a disk larger than the default chunk would.
+    let options = PushOptions { upload_chunk: 512 << 10, ..push_options(auth_env(&auth)) };
     let pushed = push_image(&PushSource::Parts(parts), &reference, &options).unwrap();
+    let patches = reg.log().matches("\"PATCH /v2/clay/disk/blobs/uploads/").count();
+    assert!(patches >= 4, "the layer went up in chunks:\n{}", reg.log());
 
     let out = tmp.path().join("out");
     let creds = reg.creds();

@@ -80,7 +80,7 @@ impl Registry {
         for _ in 0..5 {
             let port = free_port();
             let config = format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    \
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    \
                  rootdirectory: {root}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: clay-test-secret\n{tls_config}auth:\n  \
                  htpasswd:\n    realm: clay-test\n    path: {htpasswd}\n",
                 root = dir.path().join("storage").display(),
@@ -126,6 +126,11 @@ impl Registry {
 
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// What the registry has logged so far: errors, and a line in the combined log format for each request.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
     /// An auth.json (podman's format) in `dir` with these credentials for this registry; each user and password

@@ -164,7 +164,7 @@ pub struct SeenRequest {
 /// Request bodies up to this size are kept in [`SeenRequest::body`].
 pub const MAX_KEPT_BODY: u64 = 64 << 10;
 
-/// What the scripted server answers.
+/// What the scripted server answers; status 0 closes the connection without an answer.
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -264,6 +264,10 @@ fn serve(stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<SeenRequest>>) {
     let req = SeenRequest { method: method.to_owned(), path: path.to_owned(), headers, body };
     seen.lock().unwrap().push(req.clone());
     let reply = handler(&req);
+    if reply.status == 0 {
+        // A connection cut off before any answer.
+        return;
+    }
     let mut out = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", reply.status);
     let mut has_length = false;
     for (k, v) in &reply.headers {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use clay_registry::{Access, AuthFiles, CertDirs, Credentials, RegistriesConf, RetryPolicy};
+use clay_registry::{Access, AuthFiles, CertDirs, Credentials, RegistriesConf, RetryPolicy, DEFAULT_UPLOAD_CHUNK};
 
 #[derive(Clone, Debug, Args)]
 pub struct RegistryArgs {
@@ -51,6 +51,7 @@ impl RegistryArgs {
             cert_dirs: self.cert_dir.clone().map_or_else(CertDirs::from_env, CertDirs::fixed),
             progress: None,
             retry: RetryPolicy::default(),
+            upload_chunk: DEFAULT_UPLOAD_CHUNK,
         })
     }
 }
