@@ -35,9 +35,18 @@ if [ ! -d "$seeds" ]; then
   mkdir "$f/iso" && echo hi > "$f/iso/a.txt" && head -c 2048 /dev/zero > "$f/iso/boot.img"
   xorriso -as mkisofs -quiet -o "$s/iso/small.iso" -b boot.img -no-emul-boot -J -R "$f/iso" 2>/dev/null
   (cd "$f/iso" && find . | cpio -o -H newc --quiet) > "$s/cpio/small.cpio"
-  printf '[[registry]]\nprefix = "registry.example/a"\nlocation = "mirror.example/a"\ninsecure = true\n[[registry.mirror]]\nlocation = "m.example"\npull-from-mirror = "digest-only"\n' > "$s/registry_text/conf"
+  cat > "$s/registry_text/conf" <<'CONF'
+[[registry]]
+prefix = "registry.example/a"
+location = "mirror.example/a"
+insecure = true
+[[registry.mirror]]
+location = "m.example"
+pull-from-mirror = "digest-only"
+CONF
   printf 'registry.example/a/b:1@sha256:%064d' 0 > "$s/registry_text/ref"
-  printf 'Bearer realm="https://auth.example/token",service="r",scope="repository:a:pull"' > "$s/registry_text/challenge"
+  printf '%s' 'Bearer realm="https://auth.example/token",service="r",scope="repository:a:pull"' \
+    > "$s/registry_text/challenge"
   mkdir -p "$cache"
   mv "$s" "$seeds"
 fi
