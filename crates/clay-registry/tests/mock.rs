@@ -583,7 +583,10 @@ fn upload_registry(
         }
         match (req.method.as_str(), path, upload) {
             ("GET", "/v2/", _) => Reply::new(200, "{}"),
-            ("HEAD", p, _) if p.starts_with("/v2/clay/push/blobs/sha256:") => Reply::new(404, ""),
+            ("HEAD", p, _) if p.starts_with("/v2/clay/push/blobs/sha256:") => {
+                let known = u.blobs.contains_key(p.trim_start_matches("/v2/clay/push/blobs/"));
+                Reply::new(if known { 200 } else { 404 }, "")
+            }
             ("POST", "/v2/clay/push/blobs/uploads/", _) => {
                 u.held.push(Some(Vec::new()));
                 let id = u.held.len() - 1;
@@ -605,14 +608,19 @@ fn upload_registry(
                 let body = if cut_off { &req.body[..req.body.len() / 2] } else { &req.body[..] };
                 u.held[id].as_mut().unwrap().extend_from_slice(body);
                 let held = u.held[id].clone().unwrap();
-                if cut_off {
+                if cut_off && req.method == "PUT" && Digest::sha256_of(&held).as_str() == query_digest(query) {
+                    // The whole blob arrived; only the answer is lost. The upload is done and gone.
+                    u.blobs.insert(query_digest(query), held);
+                    u.held[id] = None;
+                    Reply::new(0, "")
+                } else if cut_off {
                     Reply::new(0, "")
                 } else if req.method == "PATCH" {
                     Reply::new(202, "")
                         .header("Location", &location(id, held.len()))
                         .header("Range", &range(held.len()))
                 } else {
-                    let digest = query.split("digest=").nth(1).unwrap().replace("%3A", ":");
+                    let digest = query_digest(query);
                     if Digest::sha256_of(&held).as_str() != digest {
                         return Reply::new(400, r#"{"errors":[{"code":"DIGEST_INVALID","message":"mismatch"}]}"#);
                     }
@@ -624,6 +632,11 @@ fn upload_registry(
         }
     });
     (server, uploads)
+}
+
+/// The `digest` parameter of an upload's query.
+fn query_digest(query: &str) -> String {
+    query.split("digest=").nth(1).unwrap_or_default().replace("%3A", ":")
 }
 
 /// A blob larger than the chunk size goes up in chunks. One cut off halfway resumes at the byte the registry's
@@ -679,6 +692,14 @@ fn uploads_cut_off_halfway_resume_where_the_registry_stopped() {
     assert_eq!(u.held[0].as_ref().map(Vec::len), Some(small.len() / 2), "the first upload kept half and was left");
     assert!(u.patches.is_empty());
     drop(u);
+
+    // The answer to the final PUT is lost after the registry took the blob: the retried PUT finds no upload, and a
+    // HEAD finds the blob.
+    let (server, uploads) = upload_registry(Stale::Resumable, |req, _| req.method == "PUT");
+    let desc = push(&server, &opts, BlobSource::File(&path)).unwrap();
+    assert_eq!(uploads.lock().unwrap().blobs.get(&desc.digest), Some(&big));
+    let seen: Vec<String> = server.seen.lock().unwrap().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(seen[seen.len() - 3..], ["PUT", "PUT", "HEAD"], "{seen:?}");
 
     // A registry that cuts off every chunk: the push gives up after the policy's tries, saying how many.
     let (server, uploads) = upload_registry(Stale::Resumable, |req, _| req.method == "PATCH");
